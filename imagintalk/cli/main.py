@@ -1,0 +1,182 @@
+"""`imagintalk` command line (DESIGN.md §7): thin wrappers that parse arguments and call the
+stage functions in ``pipelines/`` — the same functions DVC and Dagster call.
+
+Every command ends with one summary line on success, and on bad input prints one line
+``error: <input>: <reason>`` to stderr and exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+app = typer.Typer(
+    help="ImaginTalk: talking-face corpora -> audited shards -> video-to-speech model -> speech.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+
+CORPORA = ["synthtalk", "grid", "lrs2", "lrs3", "voxceleb2", "cremad", "mead", "ravdess"]
+
+
+def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    from imagintalk.errors import ImaginTalkError
+
+    try:
+        result = fn(*args, **kwargs)
+    except ImaginTalkError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    line = getattr(result, "summary_line", None)
+    if callable(line):
+        typer.echo(line())
+    return result
+
+
+def _params(path: Path | None):
+    from imagintalk.config import load_params
+
+    return _run(load_params, path)
+
+
+ParamsOpt = typer.Option(None, "--params", help="params.yaml to read (default: the repo's).")
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", help="Output directory of the SynthTalk corpus."),
+    speakers: int = typer.Option(None, "--speakers", help="Number of speakers (default params.yaml)."),
+    clips_per_speaker: int = typer.Option(None, "--clips-per-speaker", help="Clips per speaker."),
+    seed: int = typer.Option(None, "--seed", help="Seed; the same seed gives byte-identical files."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Generate the SynthTalk corpus (GRID sentences, espeak-ng voices, animated faces)."""
+    from pipelines.synth import synth_corpus
+
+    _run(synth_corpus, out, speakers=speakers, clips_per_speaker=clips_per_speaker, seed=seed,
+         params=_params(params))
+
+
+@app.command()
+def ingest(
+    corpus: str = typer.Argument(..., help=f"One of: {', '.join(CORPORA)}."),
+    raw_dir: Path = typer.Argument(..., help="Root of the corpus in its original layout."),
+    out: Path = typer.Option(..., "--out", help="Manifest parquet to write."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Parse a corpus into the typed manifest; bad files go to the quarantine table."""
+    from pipelines.ingest import ingest_corpus
+
+    _run(ingest_corpus, corpus, raw_dir, out, params=_params(params))
+
+
+@app.command()
+def shard(
+    manifest: Path = typer.Argument(..., help="Manifest parquet from `imagintalk ingest`."),
+    out: str = typer.Option(..., "--out", help="Shard root: a local path or s3://bucket/prefix."),
+    workers: int = typer.Option(None, "--workers", help="Ray workers (default params.yaml)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Preprocess clips into WebDataset shards (lip crops, identity, emotion, units, codes)."""
+    from pipelines.shard import shard_manifest
+
+    _run(shard_manifest, manifest, out, workers=workers, params=_params(params))
+
+
+@app.command()
+def audit(
+    target: str = typer.Argument(..., help="A manifest parquet or a shard root."),
+    report: Path = typer.Option(None, "--report", help="Directory for GX data docs and JSON result."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Run the Great Expectations suites; exit 1 when a blocking expectation fails."""
+    from pipelines.audit import audit_target
+
+    result = _run(audit_target, target, report, params=_params(params))
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    stage: str = typer.Argument(..., help="vocoder | unit_bert | lip_aligner | error_detector | style_dit"),
+    shards: str = typer.Option(..., "--shards", help="Shard root (local or s3://)."),
+    config: str = typer.Option("tiny", "--config", help="Model size: tiny | base | paper."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Train one model stage on Ray Train and register it in MLflow."""
+    from pipelines.train import train_stage
+
+    _run(train_stage, stage, shards, config=config, params=_params(params))
+
+
+@app.command()
+def evaluate(
+    shards: str = typer.Option(..., "--shards", help="Shard root with a test split."),
+    model: str = typer.Option("models:/imagintalk@challenger", "--model", help="Model URI."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Evaluate a model on the unseen-speaker test split; log to MLflow; write an HTML report."""
+    from pipelines.evaluate import evaluate_model
+
+    _run(evaluate_model, model, shards, params=_params(params))
+
+
+@app.command()
+def promote(
+    model: str = typer.Option("imagintalk", "--model", help="Registered model name."),
+    version: str = typer.Option(None, "--version", help="Promote this version explicitly (rollback)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Run the promotion gate: the challenger becomes champion only if it beats the champion."""
+    from pipelines.promote import promote_model
+
+    result = _run(promote_model, model, version=version, params=_params(params))
+    if result is not None and not getattr(result, "promoted", True):
+        raise typer.Exit(1)
+
+
+@app.command()
+def speak(
+    video: Path = typer.Argument(..., help="Video file (mp4/mov/webm) or a directory of them."),
+    out: Path = typer.Option(None, "-o", "--out", help="Output wav (or directory for batch input)."),
+    dub: Path = typer.Option(None, "--dub", help="Also write the input video with the speech muxed in."),
+    model: str = typer.Option("models:/imagintalk@champion", "--model", help="Model URI."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Generate speech from silent video."""
+    from pipelines.speak import speak_video
+
+    _run(speak_video, video, out=out, dub=dub, model=model, params=_params(params))
+
+
+@app.command()
+def serve(
+    model: str = typer.Option("models:/imagintalk@champion", "--model", help="Model URI."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    params: Path = ParamsOpt,
+) -> None:
+    """Serve POST video -> wav on Ray Serve."""
+    from imagintalk.serve.app import run_server
+
+    _run(run_server, model, host=host, port=port, params=_params(params))
+
+
+@app.command("dvc-yaml")
+def dvc_yaml(out: Path = typer.Option(Path("dvc.yaml"), "--out")) -> None:
+    """Regenerate dvc.yaml from the stage registry in pipelines/."""
+    from pipelines.registry import write_dvc_yaml
+
+    _run(write_dvc_yaml, out)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app(prog_name="imagintalk")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The one emotion vocabulary shared by every corpus, the shards and the model (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+EMOTIONS: tuple[str, ...] = (
+    "neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised", "contempt", "calm",
+)
+EMOTION_INDEX = {name: i for i, name in enumerate(EMOTIONS)}
+
+# Corpus codes and synonyms onto the vocabulary. CREMA-D: ANG DIS FEA HAP NEU SAD.
+# RAVDESS third field: 01 neutral 02 calm 03 happy 04 sad 05 angry 06 fearful 07 disgust 08 surprised.
+# MEAD folder names: angry contempt disgusted fear happy neutral sad surprised.
+_ALIASES = {
+    "ang": "angry", "dis": "disgusted", "fea": "fearful", "hap": "happy", "neu": "neutral", "sad": "sad",
+    "fear": "fearful", "disgust": "disgusted", "surprise": "surprised", "anger": "angry",
+    "happiness": "happy", "sadness": "sad",
+}
+
+
+def normalize_emotion(label: str | None) -> str | None:
+    """Map a corpus label onto the vocabulary; ``None`` when the corpus has no label.
+
+    Raises ValueError for a label that maps to nothing, so an unknown code is never silently kept.
+    """
+    if label is None or label == "":
+        return None
+    key = label.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in EMOTION_INDEX:
+        raise ValueError(f"unknown emotion label {label!r}")
+    return key

@@ -1,0 +1,47 @@
+"""Typed errors. Each names the offending input and the reason in one line, so a batch job can
+quarantine the item with that reason and a CLI can print it and exit 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ImaginTalkError(Exception):
+    """Base: ``str(err)`` is ``"<path>: <reason>"``, one line."""
+
+    kind = "error"
+
+    def __init__(self, path: str | Path | None, reason: str):
+        self.path = str(path) if path is not None else None
+        self.reason = " ".join(str(reason).split())  # keep it on one line
+        super().__init__(f"{self.path}: {self.reason}" if self.path else self.reason)
+
+
+class MediaError(ImaginTalkError):
+    """A media file cannot be read or written as asked (corrupt, truncated, no stream, ...)."""
+
+    kind = "media"
+
+
+class CorpusLayoutError(ImaginTalkError):
+    """A file or tree does not follow the corpus's layout, or lies outside the corpus root."""
+
+    kind = "layout"
+
+
+class FaceError(ImaginTalkError):
+    """No usable face: not found, or lost on too many frames."""
+
+    kind = "face"
+
+
+class AudioQualityError(ImaginTalkError):
+    """Audio unusable for training: silent, or its length disagrees with the video."""
+
+    kind = "audio"
+
+
+class ConfigError(ImaginTalkError):
+    """A configuration file or value is invalid."""
+
+    kind = "config"
