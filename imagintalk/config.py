@@ -87,7 +87,10 @@ class CodecConfig(Section):
 
 class ShardConfig(Section):
     samples_per_shard: int = 64
-    workers: int = 1
+    workers: int = 1                # Ray Data concurrency; 1 runs in-process unless Ray is up
+    jpeg_quality: int = 95          # face.jpg
+    tar_mtime: int = 0              # fixed member mtime so identical content gives identical bytes
+    ray_batch_size: int = 1         # clips per Ray task: one clip is seconds of work already
 
 
 class LoaderConfig(Section):
@@ -95,10 +98,15 @@ class LoaderConfig(Section):
     batch_size: int = 8
     shuffle_buffer: int = 64
     seed: int = 0
+    num_workers: int = 0            # DataLoader worker processes (shards are split among them)
+    audio: bool = False             # also decode audio.flac (the vocoder needs it; others do not)
+    drop_last: bool = False
 
 
 class StorageConfig(Section):
     root: str = "artifacts"
+    endpoint_url: str | None = None  # S3-compatible endpoint; else $FSSPEC_S3_ENDPOINT_URL/$AWS_ENDPOINT_URL
+    anon: bool = False
 
 
 class Params(Section):
