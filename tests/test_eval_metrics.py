@@ -15,7 +15,8 @@ from imagintalk.media import read_audio
 
 def _say(tmp_path, text, voice="en-us+m3", pitch=50, speed=160, name="x"):
     p = tmp_path / f"{name}.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(p), text], check=True)
+    cmd = ["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(p), text]
+    subprocess.run(cmd, check=True)
     return read_audio(p, 16000)
 
 
