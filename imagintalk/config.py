@@ -48,6 +48,15 @@ class IngestConfig(Section):
     # Clips longer/shorter than this are still ingested; audits flag them.
     min_duration_s: float = 0.2
     max_duration_s: float = 60.0
+    # Speaker-hash split fractions for corpora that give no split (a corpus card may override).
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    workers: int = 4                      # threads probing and hashing files
+    hash_chunk_bytes: int = 1 << 20
+    # A demuxed stream ending this many frames before its declared duration is "truncated".
+    truncation_tolerance_frames: float = 2.0
+    # A separate audio file longer/shorter than its video by more than this is a wrong pairing.
+    max_pair_mismatch_s: float = 0.5
 
 
 class FaceConfig(Section):
@@ -109,6 +118,52 @@ class StorageConfig(Section):
     anon: bool = False
 
 
+class TrainConfig(Section):
+    """Ray Train jobs (one per model stage); see imagintalk/train/."""
+
+    num_workers: int = 2            # Ray Train workers (DDP ranks); shards are split among them
+    cpus_per_worker: int = 1
+    ray_num_cpus: int | None = None  # local Ray only (ray.init(num_cpus=...)); None = all cores
+    max_steps: int = 200
+    stage_steps: dict[str, int] = Field(default_factory=dict)  # per-stage override of max_steps
+    checkpoint_every: int = 50      # steps between checkpoints reported to Ray Train
+    checkpoints_to_keep: int = 2
+    log_every: int = 1              # steps between MLflow metric batches (rank 0)
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    batch_size: int | None = None   # None = loader.batch_size
+    seed: int = 0
+    max_failures: int = 0           # Ray Train retries of a failed worker group (resume from checkpoint)
+    fail_at_step: int | None = None  # test hook: crash once, right before this step, in a fresh run
+    # Stage versions the dependent stages build on: "latest", a version number or "@alias".
+    pins: dict[str, str] = Field(default_factory=dict)
+    run_suffix: str = ""            # appended to the Ray run name to force a fresh run
+
+
+class GateMetric(Section):
+    name: str                       # read from the version tag eval.<name>
+    higher_is_better: bool
+    margin: float = 0.0             # required improvement over the champion (negative = tolerance)
+
+
+class PromoteConfig(Section):
+    """The promotion gate (pipelines/promote.py)."""
+
+    metrics: list[GateMetric] = Field(default_factory=lambda: [
+        GateMetric(name="wer", higher_is_better=False, margin=0.0),
+        GateMetric(name="speaker_sim", higher_is_better=True, margin=0.0),
+    ])
+    require_strict_improvement: bool = True   # at least one gate metric strictly better
+    require_audit: bool = True
+    require_same_eval_data: bool = False      # eval.data_version of both versions must match
+    audit_result: str = "audit/result.json"   # fallback: relative to the shard root tagged data.shards
+    champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
+    previous_alias: str = "previous-champion"
+
+
 class Params(Section):
     media: MediaConfig = MediaConfig()
     synth: SynthConfig = SynthConfig()
@@ -120,6 +175,8 @@ class Params(Section):
     shards: ShardConfig = ShardConfig()
     loader: LoaderConfig = LoaderConfig()
     storage: StorageConfig = StorageConfig()
+    train: TrainConfig = TrainConfig()
+    promote: PromoteConfig = PromoteConfig()
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
