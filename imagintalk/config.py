@@ -60,37 +60,66 @@ class IngestConfig(Section):
 
 
 class FaceConfig(Section):
-    detect_every: int = 10          # key-frame interval for dlib detection
+    """Face track, mouth ROI and identity (imagintalk/preprocess)."""
+
+    detector: str = Field("dlib", pattern="^dlib$")  # FaceDetector backend
+    detect_every: int = Field(10, ge=1)   # key-frame interval for dlib detection
     upsample: int = 0               # dlib HOG upsampling; 1 for small faces
     smooth_window: int = 5          # frames for landmark smoothing
     roi_size: int = 96
     face_size: int = 150            # dlib descriptor chip
-    descriptor_frames: int = 3      # frames sampled for the mean identity embedding
+    descriptor_frames: int = Field(3, ge=1)  # frames sampled for the mean identity embedding
     min_face_ratio: float = 0.8     # below: quarantine "face lost"
+    max_gap: int = 5                # missed frames up to this run length are filled by interpolation
+    # Tracked landmarks that move more than this × the inter-ocular distance in one frame mean the
+    # tracker has lost the face: detect again on that frame instead of trusting the predictor.
+    max_drift: float = 0.25
+    ref_size: int = 256             # mean-face canvas side (auto_avsr's 256×256 reference)
+    ref_face_scale: float = 160.0   # px per unit of dlib's mean face on that canvas (mouth ≈ 75 px)
+    chip_padding: float = 0.25      # dlib.get_face_chip padding the descriptor was trained with
 
 
 class AudioFeatureConfig(Section):
+    """Log-mel / MFCC features and the silence and clipping checks (imagintalk/features)."""
+
+    sample_rate: int = 16000        # must equal media.sample_rate
     n_fft: int = 640
     win_length: int = 640
     hop_length: int = 160
     n_mels: int = 80
     f_min: float = 0.0
     f_max: float = 8000.0
+    power: float = 1.0              # magnitude mel (HiFi-GAN convention); 2.0 for power
+    log_floor: float = 1e-5         # log(max(mel, floor))
+    n_mfcc: int = 13
+    griffin_lim_iters: int = 32
     silence_rms: float = 1e-3       # below: quarantine "silent audio"
+    clip_level: float = 0.999       # |sample| at or above: counted as clipped
 
 
 class TokenizerConfig(Section):
-    k: int = 200
-    features: str = "mfcc"          # mfcc | logmel | hubert
+    """Semantic unit tokenizer: k-means over 50 Hz frame features of the train split."""
+
+    k: int = Field(200, ge=2, le=32767)  # codes are stored as int16
+    features: str = Field("mfcc", pattern="^(mfcc|logmel|hubert)$")
     checkpoint: str | None = None   # local path for hubert/wavlm features
+    layer: int | None = None        # transformer layer of the checkpoint (None: last)
     max_frames: int = 200_000
+    batch_size: int = 4096          # MiniBatchKMeans
+    max_iter: int = 100
+    n_init: int = 1
     seed: int = 0
 
 
 class CodecConfig(Section):
-    levels: int = 8
-    codebook_size: int = 256
+    """Residual k-means codec over 50 Hz log-mel frames."""
+
+    levels: int = Field(8, ge=1, le=12)
+    codebook_size: int = Field(256, ge=2, le=32767)
     max_frames: int = 200_000
+    batch_size: int = 4096          # MiniBatchKMeans
+    max_iter: int = 100
+    n_init: int = 1
     seed: int = 0
 
 
