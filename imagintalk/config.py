@@ -128,7 +128,6 @@ class ShardConfig(Section):
     workers: int = 1                # Ray Data concurrency; 1 runs in-process unless Ray is up
     jpeg_quality: int = 95          # face.jpg
     tar_mtime: int = 0              # fixed member mtime so identical content gives identical bytes
-    ray_batch_size: int = 1         # clips per Ray task: one clip is seconds of work already
 
 
 class LoaderConfig(Section):
