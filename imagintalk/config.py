@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from imagintalk.errors import ConfigError
 
@@ -33,15 +33,36 @@ class MediaConfig(Section):
 
 
 class SynthConfig(Section):
-    speakers: int = 6
-    clips_per_speaker: int = 4
+    """SynthTalk generator (imagintalk/synth): GRID sentences, espeak-ng voices, animated faces."""
+
+    speakers: int = Field(6, ge=1)
+    clips_per_speaker: int = Field(4, ge=1)
     seed: int = 0
-    size: int = 160
-    val_speakers: int = 1
-    test_speakers: int = 1
+    size: int = Field(160, ge=96)         # frame side (px); even, for H.264
+    val_speakers: int = Field(1, ge=0)
+    test_speakers: int = Field(1, ge=0)
     emotions: list[str] = Field(
         default_factory=lambda: ["neutral", "happy", "sad", "angry", "surprised"]
     )
+    intensity_levels: list[float] = Field(default_factory=lambda: [0.5, 0.75, 1.0])
+    workers: int = Field(1, ge=1)         # processes; 1 = deterministic in-process generation
+    # Face layout: side of dlib's face box as a fraction of the frame. dlib HOG without upsampling
+    # needs a box of ~80 px, so 0.6 of 160 px leaves margin for head motion and mouth crops.
+    face_box_fraction: float = Field(0.6, gt=0.3, lt=0.9)
+    lead_silence_s: tuple[float, float] = (0.15, 0.45)   # uniform range before the sentence
+    trail_silence_s: tuple[float, float] = (0.2, 0.5)    # and after it
+    audio_gain: float = 0.75              # fixed gain: keeps espeak's loud prosody below clipping
+    noise_floor: float = 3e-4             # white-noise std: no digitally silent samples
+    # Animation, in units of the inter-ocular distance (IOD) unless named otherwise.
+    mouth_open_max: float = 0.42          # inner-lip gap of the most open viseme
+    coarticulation_s: float = 0.03        # Gaussian smoothing of viseme targets
+    blink_rate_hz: float = 0.3
+    head_rotation_deg: float = 2.5        # amplitude of slow head roll
+    head_shift: float = 0.04              # translation amplitude (IOD)
+    head_scale: float = 0.02              # relative zoom amplitude
+    light_jitter: float = 0.04            # per-frame brightness gain amplitude
+    light_gradient: float = 0.12          # side-light gradient amplitude across the frame
+    crf: int = Field(20, ge=0, le=51)     # H.264 quality of the written clips
 
 
 class IngestConfig(Section):
@@ -55,8 +76,9 @@ class IngestConfig(Section):
     hash_chunk_bytes: int = 1 << 20
     # A demuxed stream ending this many frames before its declared duration is "truncated".
     truncation_tolerance_frames: float = 2.0
-    # A separate audio file longer/shorter than its video by more than this is a wrong pairing.
-    max_pair_mismatch_s: float = 0.5
+    # Audio longer/shorter than its video by more than this is a wrong pairing or a cut file
+    # (the one-frame tolerance of media.max_av_mismatch_frames is applied later, when decoding).
+    max_av_mismatch_s: float = 0.5
 
 
 class FaceConfig(Section):
@@ -192,6 +214,119 @@ class PromoteConfig(Section):
     previous_alias: str = "previous-champion"
 
 
+class PipelineConfig(Section):
+    """Where the default run (make demo, dvc repro, Dagster) reads and writes: paths are templates
+    over ``{corpus}`` so every corpus card gets its own partition."""
+
+    corpus: str = "synthtalk"
+    raw_dir: str = "datasets/{corpus}/raw"
+    manifest: str = "datasets/{corpus}/manifest.parquet"
+    shards: str = "datasets/{corpus}/shards"
+    reports: str = "reports/{corpus}"
+    models: str = "artifacts/{corpus}/models"
+    model_size: str = "tiny"
+
+
+class EvalConfig(Section):
+    """Offline evaluation on the test split (unseen speakers)."""
+
+    max_clips: int = 16             # test clips generated and judged (0 = all)
+    steps: int = 16                 # style-DiT sampler steps
+    guidance_lip: float = 1.0
+    guidance_id: float = 1.0
+    guidance_emo: float = 1.0
+    seed: int = 0
+    ablations: list[str] = Field(default_factory=lambda: ["no_error_detector", "no_id", "no_emo"])
+
+
+Severity = Literal["blocking", "warning"]
+
+# The catalogue of audit expectations and their default severity. The ids are the ones printed in
+# the failure table, result.json and the data docs; params.yaml may override any severity, and an
+# unknown id there is refused (a typo must not silently leave an expectation at its default).
+AUDIT_SEVERITY_DEFAULTS: dict[str, Severity] = {
+    "manifest.not_empty": "blocking",
+    "manifest.fields_complete": "blocking",
+    "manifest.clip_id_unique": "blocking",
+    "manifest.sha256_unique": "blocking",
+    "manifest.split_valid": "blocking",
+    "manifest.speaker_disjoint_splits": "blocking",
+    "manifest.duration_in_range": "blocking",
+    "manifest.source_fps_supported": "blocking",
+    "manifest.sample_rate_sufficient": "blocking",
+    "manifest.transcript_present": "blocking",
+    "manifest.emotion_in_vocabulary": "blocking",
+    "manifest.emotion_present": "blocking",
+    "manifest.train_covers_labels": "blocking",
+    "manifest.quarantine_rate": "blocking",
+    "shards.not_empty": "blocking",
+    "shards.stats_complete": "blocking",
+    "shards.key_unique": "blocking",
+    "shards.split_valid": "blocking",
+    "shards.speaker_disjoint_splits": "blocking",
+    "shards.emotion_in_vocabulary": "blocking",
+    "shards.train_covers_labels": "blocking",
+    "shards.face_ratio_min": "blocking",
+    "shards.lip_sharpness_range": "warning",
+    "shards.lip_brightness_range": "warning",
+    "shards.audio_rms_min": "blocking",
+    "shards.clipping_ratio_max": "blocking",
+    "shards.silence_ratio_max": "warning",
+    "shards.units_per_s": "blocking",
+    "shards.codes_levels": "blocking",
+    "shards.codes_steps": "blocking",
+    "shards.mel_frames": "blocking",
+    "shards.frames_match_duration": "blocking",
+    "shards.av_mismatch": "blocking",
+    "shards.sidecar_count": "blocking",
+    "shards.tar_complete": "blocking",
+    "shards.tar_sha256": "blocking",
+    "shards.index_counts": "blocking",
+    "shards.quarantine_rate": "blocking",
+}
+
+
+class AuditConfig(Section):
+    """Thresholds and severities of the data-quality audits (imagintalk/audits)."""
+
+    max_listed_failures: int = 10       # offending ids printed per expectation (all go to result.json)
+    # Manifest. Source rates: the media readers resample any rate in this range to 25 fps / 16 kHz;
+    # below the sample-rate floor the 16 kHz audio would have no content above the source Nyquist.
+    min_duration_s: float = 0.5
+    max_duration_s: float = 60.0
+    min_source_fps: float = 23.9
+    max_source_fps: float = 60.1
+    min_source_sample_rate: int = 16000
+    text_corpora: list[str] = Field(
+        default_factory=lambda: ["synthtalk", "grid", "lrs2", "lrs3", "cremad", "ravdess", "mead"])
+    labelled_corpora: list[str] = Field(
+        default_factory=lambda: ["synthtalk", "cremad", "ravdess", "mead"])
+    max_quarantine_rate: float = 0.1
+    # Shards (per-clip statistics written by the preprocessing into the stats sidecars).
+    min_face_ratio: float = 0.8
+    min_lip_sharpness: float = 1.0
+    max_lip_sharpness: float = 5000.0
+    min_lip_brightness: float = 20.0
+    max_lip_brightness: float = 235.0
+    min_audio_rms: float = 1e-3
+    max_clipping_ratio: float = 0.01
+    max_silence_ratio: float = 0.9
+    units_per_s: float = 50.0
+    units_per_s_tolerance: float = 2.0
+    max_av_mismatch_s: float = 0.04
+    max_duration_error_s: float = 0.04  # |n_frames / fps - duration_s|: the 25 fps resampling held
+    verify_tar_sha256: bool = True      # reads every tar in full; off for a quick look at a big root
+    severity: dict[str, Severity] = Field(default_factory=lambda: dict(AUDIT_SEVERITY_DEFAULTS))
+
+    @field_validator("severity")
+    @classmethod
+    def _known_ids(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        unknown = sorted(set(value) - set(AUDIT_SEVERITY_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown audit expectation id(s) {unknown}")
+        return {**AUDIT_SEVERITY_DEFAULTS, **value}
+
+
 class Params(Section):
     media: MediaConfig = MediaConfig()
     synth: SynthConfig = SynthConfig()
@@ -203,6 +338,9 @@ class Params(Section):
     shards: ShardConfig = ShardConfig()
     loader: LoaderConfig = LoaderConfig()
     storage: StorageConfig = StorageConfig()
+    audit: AuditConfig = AuditConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    eval: EvalConfig = EvalConfig()
     train: TrainConfig = TrainConfig()
     promote: PromoteConfig = PromoteConfig()
     extra: dict[str, Any] = Field(default_factory=dict)
