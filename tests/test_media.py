@@ -134,3 +134,32 @@ def test_missing_audio_track_and_missing_file(tmp_path, noise_frames):
         read_audio(silent)
     with pytest.raises(MediaError, match="does not exist"):
         probe(tmp_path / "nope.mp4")
+
+
+def test_dub_copies_h264_and_adds_aac(tmp_path, noise_frames, tone):
+    from imagintalk.media.mux import dub_video
+
+    src = write_mp4(tmp_path / "in.mp4", noise_frames, 25, tone)
+    out = dub_video(src, tone[::-1].copy(), tmp_path / "out.mp4")
+    info = probe(out)
+    assert (info.video_codec, info.audio_codec, info.n_frames) == ("h264", "aac", 75)
+    assert np.array_equal(read_video(out).frames, read_video(src).frames)  # picture copied, not re-encoded
+
+
+def test_dub_reencodes_webm_input(tmp_path, noise_frames, tone):
+    from imagintalk.media.mux import dub_video
+
+    src = tmp_path / "in.webm"
+    with av.open(str(src), "w") as out:
+        s = out.add_stream("libvpx", rate=30)
+        s.width = s.height = 64
+        s.pix_fmt = "yuv420p"
+        for i in range(45):
+            f = av.VideoFrame.from_ndarray(noise_frames[i], format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 30)
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    info = probe(dub_video(src, tone[:24000], tmp_path / "out.mp4"))
+    assert info.video_codec == "h264" and info.has_audio and abs(info.duration_s - 1.5) < 0.1
