@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 
-.PHONY: setup demo test test-all bench lint clean
+.PHONY: setup demo test test-all bench lint clean dagster-ui mlflow-ui
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -41,3 +41,9 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache artifacts demo_out
+
+dagster-ui: setup
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(VENV)/bin/dagster dev -m dagster_project.definitions
+
+mlflow-ui: setup
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
