@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from imagintalk.config import Params, load_params
+from imagintalk.corpora.manifest import quarantine_path
 
 MODEL_STAGES = ("vocoder", "unit_bert", "lip_aligner", "error_detector", "style_dit")
 
@@ -28,6 +29,7 @@ def stage_paths(params: Params, corpus: str | None = None) -> dict[str, str]:
     paths = {k: getattr(p, k).format(corpus=corpus) for k in ("raw_dir", "manifest", "shards", "reports", "models")}
     paths["corpus"] = corpus
     paths["tokenizers"] = f"{Path(paths['shards']).parent}/tokenizers"
+    paths["quarantine"] = str(quarantine_path(paths["manifest"]))
     return paths
 
 
@@ -67,14 +69,15 @@ def _train(stage: str) -> Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("synth", "pipelines.synth:synth_corpus",
-          call=lambda paths, prm: {"out": Path(paths["raw_dir"]), "params": prm},
+    Stage("raw_corpus", "pipelines.raw:prepare_raw_corpus",
+          call=lambda paths, prm: {"corpus": paths["corpus"], "raw_dir": Path(paths["raw_dir"]), "params": prm},
           outs=("{raw_dir}",), params=("synth", "media"),
-          code=("pipelines/synth.py", "imagintalk/synth")),
+          code=("pipelines/raw.py", "pipelines/synth.py", "imagintalk/synth")),
     Stage("ingest", "pipelines.ingest:ingest_corpus",
           call=lambda paths, prm: {"corpus": paths["corpus"], "raw_dir": Path(paths["raw_dir"]),
                                    "out": Path(paths["manifest"]), "params": prm},
-          deps=("{raw_dir}",), outs=("{manifest}",), params=("ingest", "media"), upstream=("synth",),
+          deps=("{raw_dir}",), outs=("{manifest}", "{quarantine}"), params=("ingest", "media"),
+          upstream=("raw_corpus",),
           code=("pipelines/ingest.py", "imagintalk/corpora")),
     Stage("audit_manifest", "pipelines.audit:audit_target",
           call=lambda paths, prm: {"target": paths["manifest"],
