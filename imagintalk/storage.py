@@ -17,6 +17,7 @@ file, and S3 only makes an object visible once its upload completed.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import posixpath
 import tempfile
@@ -194,10 +195,10 @@ def _gopen_fsspec(url: str, mode: str = "rb", bufsize: int = 8192, **kw: Any) ->
 
 def register_webdataset_openers() -> None:
     """Register :func:`_gopen_fsspec` for every remote scheme in WebDataset's dispatch table."""
-    from webdataset import gopen
-
+    # ``webdataset.gopen`` the attribute is the function; the dispatch table lives in the module.
+    gopen_module = importlib.import_module("webdataset.gopen")
     for scheme in REMOTE_SCHEMES:
-        gopen.gopen_schemes[scheme] = _gopen_fsspec
+        gopen_module.gopen_schemes[scheme] = _gopen_fsspec
 
 
 register_webdataset_openers()

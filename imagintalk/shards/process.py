@@ -1,0 +1,140 @@
+"""One clip → one encoded WebDataset sample (or a quarantine reason): the unit of parallel work.
+
+:class:`ClipProcessor` is what a Ray Data actor (or the in-process loop) holds: it loads the unit
+tokenizer and the codec once, then for each manifest row runs the per-clip preprocessing
+(face track, lip ROI, identity, audio features), tokenizes, and encodes the record to bytes in the
+worker, so JPEG/FLAC encoding is parallel too and the driver only writes tars.
+
+The tokenizer files travel as bytes in the constructor rather than as a path: a Ray worker on
+another node cannot see the driver's temporary directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imagintalk import PIPELINE_VERSION
+from imagintalk.config import Params
+from imagintalk.corpora.manifest import ManifestRow
+from imagintalk.errors import ImaginTalkError
+from imagintalk.shards.record import ShardRecord, clip_id_to_key, encode_record, to_jsonable
+
+log = logging.getLogger(__name__)
+
+UNIT_TOKENIZER_FILE = "unit_tokenizer.npz"
+CODEC_FILE = "codec.npz"
+TOKENIZER_FILES = (UNIT_TOKENIZER_FILE, CODEC_FILE)
+INTERNAL_KIND = "internal"   # an unexpected exception: quarantined, logged with its traceback
+
+
+@dataclass
+class ClipOutcome:
+    """What became of one clip: a sample and its stats, or the quarantine kind and reason."""
+
+    clip_id: str
+    ok: bool
+    sample: dict[str, Any] | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    kind: str | None = None
+    reason: str | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        """Flat row for Ray Data (arrow-friendly: the sample travels as one pickled blob)."""
+        return {"clip_id": self.clip_id, "ok": self.ok, "kind": self.kind or "", "reason": self.reason or "",
+                "payload": pickle.dumps((self.sample, self.stats), protocol=pickle.HIGHEST_PROTOCOL)}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ClipOutcome:
+        sample, stats = pickle.loads(row["payload"])
+        return cls(row["clip_id"], bool(row["ok"]), sample, stats, row["kind"] or None, row["reason"] or None)
+
+    def quarantine_row(self, source: ManifestRow) -> dict[str, Any]:
+        return {"clip_id": self.clip_id, "path": source.video_path, "corpus": source.corpus,
+                "split": source.split, "stage": "shard", "kind": self.kind, "reason": self.reason}
+
+
+def read_tokenizer_blobs(tokenizer_dir: str | Path) -> dict[str, bytes]:
+    from imagintalk import storage
+
+    return {name: storage.read_bytes(storage.join(tokenizer_dir, name)) for name in TOKENIZER_FILES}
+
+
+class ClipProcessor:
+    """Callable: ``ManifestRow`` → :class:`ClipOutcome`. Loads the tokenizers once."""
+
+    def __init__(self, params: Params, tokenizer_blobs: dict[str, bytes]):
+        from imagintalk.tokenizers.codec import ResidualCodec
+        from imagintalk.tokenizers.units import UnitTokenizer
+
+        self.params = params
+        with tempfile.TemporaryDirectory(prefix="imagintalk-tok-") as tmp:
+            for name, data in tokenizer_blobs.items():
+                (Path(tmp) / name).write_bytes(data)
+            self.units = UnitTokenizer.load(Path(tmp) / UNIT_TOKENIZER_FILE)
+            self.codec = ResidualCodec.load(Path(tmp) / CODEC_FILE)
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {"pipeline_version": PIPELINE_VERSION, "tokenizer_version": str(self.units.version),
+                "codec_version": str(self.codec.version)}
+
+    def __call__(self, row: ManifestRow) -> ClipOutcome:
+        try:
+            return self._process(row)
+        except ImaginTalkError as exc:
+            return ClipOutcome(row.clip_id, False, kind=exc.kind, reason=str(exc))
+        except Exception as exc:  # a bug or an unforeseen library error: keep the batch going
+            log.exception("unexpected failure on %s", row.clip_id)
+            return ClipOutcome(row.clip_id, False, kind=INTERNAL_KIND,
+                               reason=f"{row.video_path}: {exc.__class__.__name__}: {exc}")
+
+    def _process(self, row: ManifestRow) -> ClipOutcome:
+        from imagintalk.preprocess.clip import preprocess_clip
+
+        feats = preprocess_clip(row, self.params)
+        units = self.units.encode(feats.audio)
+        codes = self.codec.encode(feats.mel)
+        n_frames = int(feats.lips.shape[0])
+        duration_s = n_frames / float(feats.fps)
+        meta = {
+            "clip_id": row.clip_id, "corpus": row.corpus, "speaker": row.speaker, "split": row.split,
+            "transcript": row.transcript, "duration_s": duration_s, "source_duration_s": row.duration_s,
+            "n_frames": n_frames, "fps": feats.fps, "sample_rate": self.params.media.sample_rate,
+            "av_mismatch_s": feats.av_mismatch_s, "source_sha256": row.sha256,
+            "source": {"video_path": row.video_path, "audio_path": row.audio_path},
+            **self.versions,
+        }
+        record = ShardRecord(
+            clip_id=row.clip_id, lips=feats.lips, face=feats.face, identity=feats.identity,
+            emotion=dict(feats.emotion), mel=feats.mel, units=units, codes=codes, audio=feats.audio,
+            mouth=feats.mouth_open, meta=meta, sample_rate=self.params.media.sample_rate,
+        )
+        sample = encode_record(record, jpeg_quality=self.params.shards.jpeg_quality)
+        stats = {
+            **to_jsonable(dict(feats.stats)),
+            "key": clip_id_to_key(row.clip_id), "clip_id": row.clip_id, "split": row.split,
+            "speaker": row.speaker, "emotion": record.emotion.get("label"),
+            "duration_s": duration_s, "n_frames": n_frames,
+            "units_per_s": len(units) / duration_s if duration_s else 0.0,
+            "codes_shape": list(codes.shape), "mel_frames": int(record.mel.shape[-1]),
+        }
+        return ClipOutcome(row.clip_id, True, sample, stats)
+
+
+class RayClipMapper:
+    """Ray Data actor wrapper: rows are plain dicts (``asdict(ManifestRow)``) in and out."""
+
+    def __init__(self, params_json: str, tokenizer_blobs: dict[str, bytes]):
+        self.processor = ClipProcessor(Params.model_validate_json(params_json), tokenizer_blobs)
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        return self.processor(ManifestRow(**{k: row[k] for k in ManifestRow.__dataclass_fields__})).to_row()
+
+
+def manifest_row_dict(row: ManifestRow) -> dict[str, Any]:
+    return asdict(row)

@@ -1,0 +1,227 @@
+"""Stage `shard`: a manifest → WebDataset shards + stats sidecars + dataset index (DESIGN.md §3).
+
+Flow: fit (or reuse) the unit tokenizer and codec on the train split → plan shards from the
+manifest → skip shards already complete → preprocess the remaining clips in parallel on Ray Data
+(or in-process for one local worker) → write each shard as soon as all its clips are back →
+index + quarantine table. Same manifest, params and seeds → same bytes → same content hash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from imagintalk import PIPELINE_VERSION, storage
+from imagintalk.config import Params, load_params
+from imagintalk.corpora.manifest import ManifestRow, read_manifest
+from imagintalk.errors import ConfigError
+from imagintalk.settings import ENV_RAY_ADDRESS
+from imagintalk.shards.index import build_index, quarantine_rows, write_index
+from imagintalk.shards.process import (
+    TOKENIZER_FILES,
+    ClipOutcome,
+    ClipProcessor,
+    RayClipMapper,
+    manifest_row_dict,
+    read_tokenizer_blobs,
+)
+from imagintalk.shards.writer import (
+    ShardSpec,
+    plan_shards,
+    read_sidecar,
+    remove_stale_shards,
+    sha256_json,
+    write_shard,
+)
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_SUBDIR = "_tokenizers"
+FIT_RECORD = "fit.json"
+# Sections whose values change the bytes of a shard (loader/storage/audit settings do not).
+SHARD_PARAM_SECTIONS = ("media", "face", "audio", "tokenizer", "codec", "shards")
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    root: str
+    index_url: str
+    clips_total: int          # manifest rows
+    clips_ok: int             # samples in the shards (written now or before)
+    quarantined: int
+    processed: int            # clips preprocessed in this run
+    shards_written: int
+    shards_skipped: int
+    hours: float
+    content_hash: str
+    workers: int
+    used_ray: bool
+    seconds: float
+
+    def summary_line(self) -> str:
+        return (f"shard: {self.clips_ok} clips ok, {self.quarantined} quarantined, "
+                f"{self.shards_written} shards written, {self.shards_skipped} skipped, "
+                f"{self.hours:.4f} h, content {self.content_hash[:12]} -> {self.index_url}")
+
+
+def params_hash(params: Params) -> str:
+    return sha256_json({s: getattr(params, s).model_dump(mode="json") for s in SHARD_PARAM_SECTIONS})
+
+
+def shard_manifest(manifest: Path, out: str, workers: int | None = None, params: Params | None = None,
+                   tokenizer_dir: str | None = None) -> ShardSummary:
+    """Preprocess every clip of ``manifest`` into shards under ``out`` (local path or s3://)."""
+    started = time.perf_counter()
+    params = params or load_params()
+    workers = int(workers or params.shards.workers)
+    if workers < 1:
+        raise ConfigError("--workers", f"must be >= 1, got {workers}")
+    scfg = params.storage
+    out = str(out).rstrip("/") if storage.is_remote(out) else str(Path(out).resolve())
+    rows = read_manifest(manifest)
+    if not rows:
+        raise ConfigError(manifest, "manifest has no clips")
+    by_id = {r.clip_id: r for r in rows}
+    if len(by_id) != len(rows):
+        raise ConfigError(manifest, "clip_id is not unique")
+
+    blobs = (read_tokenizer_blobs(tokenizer_dir) if tokenizer_dir
+             else fit_tokenizers(Path(manifest), rows, out, params))
+    processor = ClipProcessor(params, blobs)  # also the in-process worker; gives the versions
+    versions = processor.versions
+    p_hash = params_hash(params)
+    specs = plan_shards(rows, params.shards.samples_per_shard, {"params_hash": p_hash, **versions})
+
+    sidecars: dict[str, dict] = {}
+    pending: list[ShardSpec] = []
+    for spec in specs:
+        done = read_sidecar(out, spec, scfg)
+        if done is None:
+            pending.append(spec)
+        else:
+            sidecars[spec.tar_path] = done
+    skipped = len(sidecars)
+    todo = [by_id[c] for spec in pending for c in spec.clip_ids]
+    use_ray = _wants_ray(workers)
+    log.info("shard: %d clips in %d shards, %d complete, %d clips to process (%s)", len(rows),
+             len(specs), skipped, len(todo), f"Ray x{workers}" if use_ray else "in-process")
+
+    outcomes = (_run_ray(todo, workers, params, blobs) if use_ray else (processor(r) for r in todo))
+    for spec, results in _complete_shards(pending, outcomes, total=len(todo)):
+        sidecars[spec.tar_path] = _write(out, spec, results, by_id, versions, params)
+    remove_stale_shards(out, specs, scfg)
+
+    ordered = [sidecars[s.tar_path] for s in specs]
+    index = build_index(ordered, versions, p_hash)
+    index_url = write_index(out, index, quarantine_rows(ordered), scfg)
+    return ShardSummary(
+        root=out, index_url=index_url, clips_total=len(rows), clips_ok=index["n_samples"],
+        quarantined=index["n_quarantined"], processed=len(todo), shards_written=len(pending),
+        shards_skipped=skipped, hours=index["hours"], content_hash=index["content_hash"],
+        workers=workers, used_ray=use_ray, seconds=time.perf_counter() - started,
+    )
+
+
+def fit_tokenizers(manifest: Path, rows: Sequence[ManifestRow], out: str, params: Params) -> dict[str, bytes]:
+    """Fit the unit tokenizer and codec on the train split into ``{out}/_tokenizers``.
+
+    A rerun reuses them when the train clips and the tokenizer/codec params are unchanged (the
+    fit record says so): refitting would cost minutes and, with fixed seeds, give the same files.
+    """
+    from pipelines.tokenizers import fit_codec, fit_unit_tokenizer
+
+    tok_url = storage.join(out, TOKENIZER_SUBDIR)
+    train = sorted((r.clip_id, r.sha256) for r in rows if r.split == "train")
+    if not train:
+        raise ConfigError(manifest, "no train clips to fit the unit tokenizer and codec on")
+    record = {"train": sha256_json(train), "pipeline_version": PIPELINE_VERSION,
+              "tokenizer": params.tokenizer.model_dump(mode="json"),
+              "codec": params.codec.model_dump(mode="json"),
+              "audio": params.audio.model_dump(mode="json")}
+    fit_url = storage.join(tok_url, FIT_RECORD)
+    have = all(storage.exists(storage.join(tok_url, f), params.storage) for f in TOKENIZER_FILES)
+    if have and storage.exists(fit_url, params.storage):
+        if storage.read_text(fit_url, params.storage).strip() == sha256_json(record):
+            return read_tokenizer_blobs(tok_url)
+    with tempfile.TemporaryDirectory(prefix="imagintalk-fit-") as tmp:
+        fit_unit_tokenizer(manifest, Path(tmp), params)
+        fit_codec(manifest, Path(tmp), params)
+        blobs = {f: (Path(tmp) / f).read_bytes() for f in TOKENIZER_FILES}
+        for name, data in blobs.items():
+            storage.write_bytes(storage.join(tok_url, name), data, params.storage)
+    storage.write_text(fit_url, sha256_json(record), params.storage)
+    return blobs
+
+
+def _wants_ray(workers: int) -> bool:
+    """Ray for more than one worker, for a cluster (RAY_ADDRESS), or when the caller started Ray;
+    one local worker runs in-process (no ~30 s Ray start-up for small jobs and tests)."""
+    if workers > 1 or os.environ.get(ENV_RAY_ADDRESS):
+        return True
+    import ray
+
+    return ray.is_initialized()
+
+
+def _run_ray(rows: Sequence[ManifestRow], workers: int, params: Params,
+             blobs: dict[str, bytes]) -> Iterator[ClipOutcome]:
+    """Stream outcomes from a Ray Data map over an actor pool of ``workers`` clip processors."""
+    if not rows:
+        return
+    import ray
+
+    started_here = False
+    if not ray.is_initialized():
+        address = os.environ.get(ENV_RAY_ADDRESS)
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        started_here = True
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # our own tqdm counts clips
+        ds = ray.data.from_items([manifest_row_dict(r) for r in rows], override_num_blocks=len(rows))
+        ds = ds.map(RayClipMapper, concurrency=workers, num_cpus=1, fn_constructor_kwargs={
+            "params_json": params.model_dump_json(), "tokenizer_blobs": blobs})
+        for row in ds.iter_rows():
+            yield ClipOutcome.from_row(row)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _complete_shards(pending: Sequence[ShardSpec], outcomes: Iterator[ClipOutcome],
+                     total: int) -> Iterator[tuple[ShardSpec, list[ClipOutcome]]]:
+    """Group streamed outcomes by shard; yield a shard as soon as all its clips are back."""
+    owner = {c: spec for spec in pending for c in spec.clip_ids}
+    waiting: dict[str, list[ClipOutcome]] = defaultdict(list)
+    with tqdm(total=total, desc="shard", unit="clip") as bar:
+        for outcome in outcomes:
+            bar.update(1)
+            spec = owner[outcome.clip_id]
+            waiting[spec.tar_path].append(outcome)
+            if len(waiting[spec.tar_path]) == len(spec.clip_ids):
+                yield spec, waiting.pop(spec.tar_path)
+    for spec in pending:  # shards whose clips were all handled before (none) or empty plans
+        if spec.tar_path in waiting:
+            raise RuntimeError(f"{spec.tar_path}: {len(waiting[spec.tar_path])} of "
+                               f"{len(spec.clip_ids)} clips came back from the workers")
+
+
+def _write(out: str, spec: ShardSpec, results: list[ClipOutcome], by_id: dict[str, ManifestRow],
+           versions: dict[str, str], params: Params) -> dict:
+    ok = [r for r in results if r.ok]
+    bad = [r.quarantine_row(by_id[r.clip_id]) for r in results if not r.ok]
+    for q in bad:
+        log.warning("quarantined %s: %s (%s)", q["clip_id"], q["reason"], q["kind"])
+    return write_shard(out, spec, [r.sample for r in ok], [r.stats for r in ok], bad, versions,
+                       params.shards, params.storage)

@@ -1,0 +1,88 @@
+"""Test data for the shard/loader/storage tests: synthetic records and tiny real clip manifests.
+
+Not a test module (no ``test_`` prefix); imported by tests/test_shards*.py, test_loader*.py and
+test_storage*.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from imagintalk import PIPELINE_VERSION
+from imagintalk.corpora.manifest import ManifestRow, write_manifest
+from imagintalk.emotions import EMOTIONS
+from imagintalk.media import write_mp4
+from imagintalk.shards.record import ShardRecord
+
+SPF = 640  # audio samples per video frame
+
+
+def _smooth_face(rng: np.random.Generator) -> np.ndarray:
+    """A smooth colour image (JPEG keeps it within a few levels, unlike noise)."""
+    yy, xx = np.mgrid[0:150, 0:150] / 150.0
+    phase = rng.random(3) * 2 * np.pi
+    chans = [127 + 100 * np.sin(2 * np.pi * (xx + yy) + p) for p in phase]
+    return np.stack(chans, axis=-1).astype(np.uint8)
+
+
+def make_record(clip_id: str, n_frames: int, rng: np.random.Generator, levels: int = 3,
+                emotion: str | None = "happy", per_frame_probs: bool = False, split: str = "train",
+                roi: int = 96) -> ShardRecord:
+    """A record with the documented shapes and dtypes and random content."""
+    corpus, speaker, _ = clip_id.split("/", 2)
+    probs = None
+    if per_frame_probs:
+        p = rng.random((n_frames, len(EMOTIONS))).astype(np.float32)
+        probs = (p / p.sum(axis=1, keepdims=True)).tolist()
+    t = np.arange(n_frames * SPF) / 16000
+    return ShardRecord(
+        clip_id=clip_id,
+        lips=rng.integers(0, 256, (n_frames, roi, roi), dtype=np.uint8),
+        face=_smooth_face(rng),
+        identity=rng.standard_normal(128).astype(np.float32),
+        emotion={"label": emotion, "intensity": 0.5 if emotion else None, "probs": probs},
+        mel=rng.standard_normal((80, 4 * n_frames)).astype(np.float16),
+        units=rng.integers(0, 200, 2 * n_frames).astype(np.int16),
+        codes=rng.integers(0, 256, (levels, 2 * n_frames)).astype(np.int16),
+        audio=(0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
+        mouth=rng.random(n_frames).astype(np.float32),
+        meta={"corpus": corpus, "speaker": speaker, "split": split, "transcript": "bin blue at f two now",
+              "duration_s": n_frames / 25, "fps": 25, "pipeline_version": PIPELINE_VERSION},
+    )
+
+
+def record_stats(rec: ShardRecord, split: str = "train") -> dict:
+    from imagintalk.shards.record import clip_id_to_key
+
+    return {"key": clip_id_to_key(rec.clip_id), "clip_id": rec.clip_id, "split": split,
+            "speaker": rec.clip_id.split("/")[1], "emotion": rec.emotion["label"],
+            "duration_s": rec.n_frames / 25, "n_frames": rec.n_frames, "units_per_s": 50.0,
+            "codes_shape": list(rec.codes.shape)}
+
+
+def make_clip_manifest(root: Path, spec: list[tuple[str, str, str, str]], n_frames: int = 20,
+                       size: int = 64) -> Path:
+    """Real mp4 clips and their manifest. spec: (speaker, clip, split, kind) with kind in
+    ``ok`` (moving square + tone), ``silent`` (zero audio), ``blank`` (uniform frames: no face)."""
+    rows: list[ManifestRow] = []
+    for i, (speaker, clip, split, kind) in enumerate(spec):
+        rng = np.random.default_rng(i)
+        frames = np.full((n_frames, size, size, 3), 40, np.uint8)
+        if kind != "blank":
+            for f in range(n_frames):
+                y = 8 + (f % 10)
+                frames[f, y:y + 24, 16:48] = rng.integers(100, 255, 3, dtype=np.uint8)
+        t = np.arange(n_frames * SPF) / 16000
+        audio = (np.zeros_like(t) if kind == "silent"
+                 else 0.2 * np.sin(2 * np.pi * (180 + 20 * i) * t)).astype(np.float32)
+        path = write_mp4(root / "raw" / speaker / f"{clip}.mp4", frames, audio=audio)
+        rows.append(ManifestRow(
+            clip_id=f"synthtalk/{speaker}/{clip}", corpus="synthtalk", speaker=speaker, split=split,
+            video_path=str(path), audio_path=None, transcript=f"clip {clip}", emotion="happy",
+            intensity=0.5, duration_s=n_frames / 25, fps=25.0, sample_rate=16000,
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        ))
+    return write_manifest(rows, root / "manifest.parquet")

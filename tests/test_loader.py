@@ -1,0 +1,131 @@
+"""The training loader: decoding, crops, padding masks, shuffling and splitting across workers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from shards_support import make_record, record_stats
+
+from imagintalk import PIPELINE_VERSION
+from imagintalk.config import LoaderConfig, ShardConfig
+from imagintalk.corpora.manifest import ManifestRow
+from imagintalk.data import UNKNOWN_EMOTION, make_loader
+from imagintalk.emotions import EMOTION_INDEX
+from imagintalk.errors import ConfigError
+from imagintalk.shards import build_index, encode_record, plan_shards, write_shard
+from imagintalk.shards.index import write_index
+
+VERSIONS = {"pipeline_version": PIPELINE_VERSION, "tokenizer_version": "t", "codec_version": "c"}
+LENGTHS = [6, 9, 4, 7, 5, 8, 3]
+
+
+@pytest.fixture(scope="module")
+def shard_root(tmp_path_factory):
+    """7 train clips of different lengths over 3 shards, 2 val clips in 1 shard, with an index."""
+    root = tmp_path_factory.mktemp("shards")
+    rng = np.random.default_rng(1)
+    recs = [make_record(f"c/s{i % 3}/{i:02d}", n, rng, emotion=None if i == 2 else "sad",
+                        per_frame_probs=(i == 3)) for i, n in enumerate(LENGTHS)]
+    recs += [make_record(f"c/v/{i}", 5, rng, split="val") for i in range(2)]
+    rows = [ManifestRow(r.clip_id, "c", r.clip_id.split("/")[1], r.meta["split"], "x", None, None, None,
+                        None, 1.0, 25.0, 16000, "0" * 64) for r in recs]
+    sidecars = []
+    for spec in plan_shards(rows, 3, {}):
+        mine = [r for r in recs if r.clip_id in spec.clip_ids]
+        sidecars.append(write_shard(str(root), spec, [encode_record(r) for r in mine],
+                                    [record_stats(r, spec.split) for r in mine], [], VERSIONS, ShardConfig()))
+    write_index(str(root), build_index(sidecars, VERSIONS, "ph"), [])
+    return str(root), {r.clip_id: r for r in recs}
+
+
+def _all(loader):
+    return list(iter(loader))
+
+
+def test_eval_batches_are_centre_cropped_padded_and_masked(shard_root):
+    root, recs = shard_root
+    batches = _all(make_loader(root, "train", False, LoaderConfig(batch_size=4)))
+    assert [len(b["keys"]) for b in batches] == [4, 3]
+    assert [k for b in batches for k in b["keys"]] == sorted(k for k in recs if "/v/" not in k)
+    b = batches[0]
+    t = max(recs[k].n_frames for k in b["keys"])
+    assert b["lips"].shape == (4, t, 88, 88) and b["lips"].dtype == torch.float32
+    assert b["units"].shape == (4, 2 * t) and b["codes"].shape == (4, 3, 2 * t)
+    assert b["mel"].shape == (4, 80, 4 * t) and b["identity"].shape == (4, 128)
+    assert b["face"].shape == (4, 3, 150, 150) and b["emotion_frames"].shape == (4, t)
+    for i, key in enumerate(b["keys"]):
+        rec, n = recs[key], recs[key].n_frames
+        assert b["lengths"][i] == n
+        assert b["lip_mask"][i].sum() == n and b["lip_mask"][i, :n].all()
+        assert b["unit_mask"][i].sum() == 2 * n and b["mel_mask"][i].sum() == 4 * n
+        np.testing.assert_allclose(b["lips"][i, :n].numpy(), rec.lips[:, 4:92, 4:92] / 255.0, atol=1e-6)
+        assert (b["lips"][i, n:] == 0).all() and (b["units"][i, 2 * n:] == 0).all()
+        np.testing.assert_array_equal(b["units"][i, :2 * n].numpy(), rec.units)
+        np.testing.assert_array_equal(b["codes"][i, :, :2 * n].numpy(), rec.codes)
+        np.testing.assert_allclose(b["mel"][i, :, :4 * n].numpy(), rec.mel.astype(np.float32))
+        np.testing.assert_allclose(b["identity"][i].numpy(), rec.identity)
+        np.testing.assert_allclose(b["mouth"][i, :n].numpy(), rec.mouth)
+
+
+def test_emotion_index_is_clip_label_per_frame_probs_or_unknown(shard_root):
+    root, recs = shard_root
+    got = {}
+    for b in _all(make_loader(root, "train", False, LoaderConfig(batch_size=8))):
+        for i, k in enumerate(b["keys"]):
+            got[k] = (int(b["emotion"][i]), b["emotion_frames"][i, :int(b["lengths"][i])].numpy())
+    assert got["c/s0/00"][0] == EMOTION_INDEX["sad"] and (got["c/s0/00"][1] == EMOTION_INDEX["sad"]).all()
+    assert got["c/s2/02"][0] == UNKNOWN_EMOTION and (got["c/s2/02"][1] == UNKNOWN_EMOTION).all()
+    probs = np.asarray(recs["c/s0/03"].emotion["probs"])
+    np.testing.assert_array_equal(got["c/s0/03"][1], probs.argmax(axis=1))
+
+
+def test_train_crops_are_random_88_windows_and_order_is_shuffled(shard_root):
+    root, recs = shard_root
+    cfg = LoaderConfig(batch_size=2, shuffle_buffer=8, seed=3)
+    keys, offsets = [], set()
+    for b in _all(make_loader(root, "train", True, cfg)):
+        for i, key in enumerate(b["keys"]):
+            keys.append(key)
+            crop = (b["lips"][i, :recs[key].n_frames].numpy() * 255).round()
+            found = [(y, x) for y in range(9) for x in range(9)
+                     if np.array_equal(recs[key].lips[:, y:y + 88, x:x + 88], crop)]
+            assert len(found) == 1, key
+            offsets.add(found[0])
+    assert sorted(keys) == sorted(k for k in recs if "/v/" not in k)
+    assert keys != sorted(keys)
+    assert len(offsets) > 1
+    again = [k for b in _all(make_loader(root, "train", True, cfg)) for k in b["keys"]]
+    assert again == keys  # same seed, same order
+
+
+@pytest.mark.parametrize("num_shards", [2, 5])  # 2 ≤ 3 shards: whole shards; 5 > 3: every 5th sample
+def test_workers_split_the_data_disjointly_and_completely(shard_root, num_shards):
+    root, recs = shard_root
+    parts = [[k for b in _all(make_loader(root, "train", False, LoaderConfig(batch_size=4), s, num_shards))
+              for k in b["keys"]] for s in range(num_shards)]
+    flat = [k for p in parts for k in p]
+    assert sorted(flat) == sorted(k for k in recs if "/v/" not in k) and len(set(flat)) == len(flat)
+    assert all(parts)
+
+
+def test_dataloader_workers_and_audio_and_explicit_urls(shard_root, tmp_path):
+    root, recs = shard_root
+    cfg = LoaderConfig(batch_size=2, num_workers=2, audio=True)
+    batches = _all(make_loader(root, "train", False, cfg))
+    assert sorted(k for b in batches for k in b["keys"]) == sorted(k for k in recs if "/v/" not in k)
+    b = batches[0]
+    t = b["lips"].shape[1]
+    assert b["audio"].shape == (2, 640 * t) and b["audio_mask"][0].sum() == 640 * b["lengths"][0]
+    val = _all(make_loader(f"{root}/c/val/val-000000.tar", "val", False, LoaderConfig()))
+    assert sorted(val[0]["keys"]) == ["c/v/0", "c/v/1"]
+
+
+def test_unknown_split_and_bad_worker_index_are_clear_errors(shard_root, tmp_path):
+    root, _ = shard_root
+    with pytest.raises(ConfigError, match="no split 'test'"):
+        make_loader(root, "test", False, LoaderConfig())
+    with pytest.raises(ConfigError, match="no shards"):
+        make_loader(str(tmp_path), "train", False, LoaderConfig())
+    with pytest.raises(ConfigError):
+        make_loader(root, "train", True, LoaderConfig(), shard_index=2, num_shards=2)
