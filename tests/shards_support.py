@@ -7,6 +7,9 @@ test_storage*.py.
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +89,31 @@ def make_clip_manifest(root: Path, spec: list[tuple[str, str, str, str]], n_fram
             sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         ))
     return write_manifest(rows, root / "manifest.parquet")
+
+
+@contextmanager
+def moto_s3(bucket: str = "imagintalk-test") -> Iterator[str]:
+    """moto's S3 server on an ephemeral loopback port (real HTTP), credentials and endpoint in the
+    environment as a deployment would set them; yields ``s3://bucket``."""
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "FSSPEC_S3_ENDPOINT_URL": f"http://{host}:{port}"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        s3fs.S3FileSystem(endpoint_url=env["FSSPEC_S3_ENDPOINT_URL"]).mkdir(bucket)
+        yield f"s3://{bucket}"
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
