@@ -1,0 +1,126 @@
+"""The promotion gate's rules, as pure functions over version tags (no registry I/O here).
+
+A challenger beats the champion when, for every gate metric, its improvement over the champion
+is at least that metric's margin (improvement = champion - challenger for lower-is-better
+metrics such as WER, challenger - champion for higher-is-better ones such as speaker
+similarity; a negative margin tolerates a small regression), and, with
+``require_strict_improvement``, at least one metric is strictly better — so re-registering an
+identical model does not churn the champion. The evaluation writes the numbers as version tags
+``eval.<metric>``; the data audit writes ``audit.passed``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from imagintalk import storage
+from imagintalk.config import PromoteConfig, StorageConfig
+
+EVAL_PREFIX = "eval."
+AUDIT_TAG = "audit.passed"
+DATA_TAGS = ("data.shards", "eval.shards")
+EVAL_DATA_TAG = "eval.data_version"
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    name: str
+    challenger: float | None
+    champion: float | None
+    higher_is_better: bool
+    margin: float
+    improvement: float | None       # positive = challenger better
+    passed: bool
+
+    def describe(self) -> str:
+        if self.challenger is None:
+            return f"{self.name}: challenger not evaluated"
+        if self.champion is None:
+            return f"{self.name}: {self.challenger:.4g} (champion not evaluated)"
+        sign = "<" if not self.higher_is_better else ">"
+        verdict = "ok" if self.passed else "FAIL"
+        return (f"{self.name}: {self.challenger:.4g} vs {self.champion:.4g} "
+                f"(better is {sign}, improvement {self.improvement:+.4g}, margin {self.margin:+.4g}) {verdict}")
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    reason: str
+    comparisons: tuple[MetricComparison, ...]
+
+    def comparison_json(self) -> str:
+        return json.dumps([asdict(c) for c in self.comparisons], sort_keys=True)
+
+
+def eval_metric(tags: Mapping[str, str], name: str) -> float | None:
+    """``eval.<name>`` as a float; None when absent or not a finite number."""
+    raw = tags.get(f"{EVAL_PREFIX}{name}")
+    try:
+        value = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def compare_metrics(challenger: Mapping[str, str], champion: Mapping[str, str] | None,
+                    cfg: PromoteConfig) -> GateDecision:
+    """Apply the gate to two versions' tags; ``champion=None`` means there is none yet."""
+    comps: list[MetricComparison] = []
+    for m in cfg.metrics:
+        ch = eval_metric(challenger, m.name)
+        cp = eval_metric(champion, m.name) if champion is not None else None
+        if ch is None or cp is None:
+            comps.append(MetricComparison(m.name, ch, cp, m.higher_is_better, m.margin, None,
+                                          passed=ch is not None and champion is None))
+            continue
+        improvement = (ch - cp) if m.higher_is_better else (cp - ch)
+        comps.append(MetricComparison(m.name, ch, cp, m.higher_is_better, m.margin, improvement,
+                                      passed=improvement >= m.margin))
+    comps_t = tuple(comps)
+    missing = [c.name for c in comps if c.challenger is None]
+    if missing:
+        return GateDecision(False, f"challenger not evaluated: no eval.{', eval.'.join(missing)}", comps_t)
+    if champion is None:
+        return GateDecision(True, "no champion yet: first evaluated challenger", comps_t)
+    missing = [c.name for c in comps if c.champion is None]
+    if missing:
+        return GateDecision(False, f"champion has no eval.{', eval.'.join(missing)}: cannot compare "
+                                   "(promote explicitly with --version)", comps_t)
+    if cfg.require_same_eval_data:
+        a, b = challenger.get(EVAL_DATA_TAG), champion.get(EVAL_DATA_TAG)
+        if not a or a != b:
+            return GateDecision(False, f"evaluated on different data ({a} vs {b})", comps_t)
+    failed = [c for c in comps if not c.passed]
+    if failed:
+        return GateDecision(False, "worse than champion: " + "; ".join(c.describe() for c in failed), comps_t)
+    if cfg.require_strict_improvement and not any((c.improvement or 0.0) > 0 for c in comps):
+        return GateDecision(False, "no gate metric improves on the champion", comps_t)
+    return GateDecision(True, "beats champion: " + "; ".join(c.describe() for c in comps), comps_t)
+
+
+def audit_status(tags: Mapping[str, str], cfg: PromoteConfig,
+                 storage_cfg: StorageConfig | None = None) -> tuple[bool | None, str]:
+    """Whether the version's data passed the audit, and where that came from.
+
+    The ``audit.passed`` tag wins; otherwise the audit's ``result.json`` under the shard root the
+    version was trained/evaluated on. ``None`` = unknown (no tag, no result file).
+    """
+    tag = tags.get(AUDIT_TAG)
+    if tag is not None:
+        return tag.strip().lower() == "true", f"tag {AUDIT_TAG}={tag}"
+    for key in DATA_TAGS:
+        root = tags.get(key)
+        if not root:
+            continue
+        url = storage.join(root, cfg.audit_result)
+        if storage.exists(url, storage_cfg):
+            try:
+                result = json.loads(storage.read_text(url, storage_cfg))
+            except json.JSONDecodeError:
+                return False, f"{url}: not valid JSON"
+            return bool(result.get("passed")), url
+    return None, f"no {AUDIT_TAG} tag and no {cfg.audit_result} under the data root"
