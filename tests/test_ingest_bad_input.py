@@ -81,7 +81,7 @@ def test_unreadable_file_is_quarantined(corpus, tmp_path):
         bad.unlink()
         bad.symlink_to(corpus / "train" / "spk03" / "gone.mp4")
     q, _ = ingest_with_bad(corpus, tmp_path, bad)
-    assert q.kind == "media" and ("permission denied" in q.reason or "does not exist" in q.reason)
+    assert q.kind == "media" and ("permission denied" in q.reason.lower() or "does not exist" in q.reason)
 
 
 def test_file_matching_no_pattern_is_quarantined_as_unknown_layout(corpus, tmp_path):
@@ -152,3 +152,22 @@ def test_missing_or_non_directory_root_is_a_layout_error(tmp_path, make_root):
 def test_unknown_corpus_name_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no corpus card"):
         run_ingest("timit", tmp_path, tmp_path)
+
+
+def test_unreadable_directory_is_reported_not_silently_dropped(corpus, tmp_path):
+    """A folder that cannot be listed is quarantined by name; where the user can list it anyway
+    (root ignores modes) its clips are simply ingested. Either way nothing vanishes silently."""
+    make_mp4(corpus / "train" / "spk03" / "00000.mp4")
+    locked = corpus / "train" / "spk03"
+    locked.chmod(0)
+    try:
+        listable = os.access(locked, os.R_OK | os.X_OK)
+        _, rows, quarantine = run_ingest("synthtalk", corpus, tmp_path)
+    finally:
+        locked.chmod(0o755)
+    assert GOOD <= set(rows)
+    if listable:
+        assert "synthtalk/spk03/00000" in rows
+    else:
+        assert [Path(q.path).name for q in quarantine] == ["spk03"]
+        assert "unreadable directory" in quarantine[0].reason

@@ -93,14 +93,17 @@ def walk_corpus(root: Path, scan: ScanResult) -> list[Path]:
     real_root = os.path.realpath(root)
     files: list[Path] = []
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    def unreadable(err: OSError) -> None:   # os.walk would otherwise drop the folder silently
+        scan.reject(Path(err.filename or root), f"unreadable directory ({err.strerror or err})", kind="media")
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unreadable):
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []
             continue
         seen.add(real)
         keep = []
-        for d in sorted(dirnames):
+        for d in sorted(x for x in dirnames if not x.startswith(".")):   # .git, .dvc, caches
             full = os.path.join(dirpath, d)
             if not Path(os.path.realpath(full)).is_relative_to(real_root):
                 scan.reject(Path(full), OUTSIDE_ROOT + " (directory symlink)")
