@@ -96,8 +96,10 @@ class FaceConfig(Section):
     # Tracked landmarks that move more than this × the inter-ocular distance in one frame mean the
     # tracker has lost the face: detect again on that frame instead of trusting the predictor.
     max_drift: float = 0.25
+    # ... or when the face box's gray content correlates less than this with the previous frame's.
+    min_track_similarity: float = 0.5
     ref_size: int = 256             # mean-face canvas side (auto_avsr's 256×256 reference)
-    ref_face_scale: float = 160.0   # px per unit of dlib's mean face on that canvas (mouth ≈ 75 px)
+    ref_face_scale: float = 120.0   # px per unit of dlib's mean face on the canvas: mouth ≈ 56 px of 96
     chip_padding: float = 0.25      # dlib.get_face_chip padding the descriptor was trained with
 
 
@@ -139,6 +141,7 @@ class CodecConfig(Section):
     levels: int = Field(8, ge=1, le=12)
     codebook_size: int = Field(256, ge=2, le=32767)
     max_frames: int = 200_000
+    report_frames: int = 20_000     # 50 Hz frames of the reconstruction report (val split)
     batch_size: int = 4096          # MiniBatchKMeans
     max_iter: int = 100
     n_init: int = 1
