@@ -284,6 +284,7 @@ AUDIT_SEVERITY_DEFAULTS: dict[str, Severity] = {
     "shards.sidecar_count": "blocking",
     "shards.tar_complete": "blocking",
     "shards.tar_sha256": "blocking",
+    "shards.index_sha256": "blocking",
     "shards.index_counts": "blocking",
     "shards.quarantine_rate": "blocking",
 }
