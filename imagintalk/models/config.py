@@ -1,0 +1,247 @@
+"""Typed model configuration: one sub-config per part and the tiny / base / paper presets.
+
+The vocabulary sizes (units K, codec levels L, codebook size) and the audio framing come from the
+data side (``params.yaml`` tokenizer/codec/audio sections) so that a model is always built for the
+tokens its shards carry; :func:`model_config` merges a preset with those values.
+
+Sizes (DESIGN.md §4): ``tiny`` trains a few hundred steps on 2 CPU cores in well under a minute
+(CI), ``base`` is a one-GPU-day model with a true ResNet-18 trunk, ``paper`` follows the
+follow-up's C=768 with 12 heads and 8+8 blocks (8 unit-BERT blocks for the semantic side, 8
+style-DiT blocks for the acoustic side) on top of auto_avsr's 12-block Conformer aligner.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from imagintalk.config import Params, load_params
+from imagintalk.emotions import EMOTIONS
+from imagintalk.errors import ConfigError
+
+PRESETS = ("tiny", "base", "paper")
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VocabConfig(_Cfg):
+    """Token vocabularies and signal framing shared by every part (from the data side)."""
+
+    num_units: int = 200            # K semantic units at 50 Hz
+    codec_levels: int = 8           # L residual levels at 50 Hz
+    codebook_size: int = 256
+    num_emotions: int = len(EMOTIONS)
+    identity_dim: int = 128         # dlib face descriptor
+    fps: int = 25
+    units_per_frame: int = 2        # 50 Hz tokens per 25 Hz video frame
+    mels_per_frame: int = 4         # 100 Hz mel frames per video frame
+    sample_rate: int = 16000
+    n_mels: int = 80
+    n_fft: int = 640
+    win_length: int = 640
+    hop_length: int = 160
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    lip_size: int = 88
+    face_size: int = 112
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.sample_rate // self.fps
+
+
+class EncoderConfig(_Cfg):
+    """A temporal encoder stack (Transformer or Conformer), padding-masked."""
+
+    kind: Literal["transformer", "conformer"] = "transformer"
+    dim: int = 64
+    heads: int = 2
+    layers: int = 2
+    ff_mult: int = 4
+    conv_kernel: int = 15           # Conformer depthwise kernel (frames)
+    dropout: float = 0.0
+
+
+class LipAlignerConfig(_Cfg):
+    stem_channels: int = 8
+    trunk_widths: tuple[int, int, int, int] = (8, 16, 32, 64)
+    trunk_blocks: tuple[int, int, int, int] = (2, 2, 2, 2)  # ResNet-18 layout
+    encoder: EncoderConfig = EncoderConfig(kind="conformer")
+    label_smoothing: float = 0.0
+    # Local checkpoint of a pretrained visual front-end (auto_avsr layout: frontend3D.*, trunk.*);
+    # loaded and frozen when set. Never downloaded.
+    pretrained_frontend: str | None = None
+
+
+class UnitBertConfig(_Cfg):
+    encoder: EncoderConfig = EncoderConfig()
+    mask_prob: float = 0.15
+    mask_token_prob: float = 0.8    # of the selected: [MASK]
+    random_token_prob: float = 0.1  # of the selected: a random unit; the rest stay unchanged
+
+
+class ErrorDetectorConfig(_Cfg):
+    encoder: EncoderConfig = EncoderConfig(layers=1)
+    conditioning: Literal["add", "cross_attention"] = "add"
+    threshold: float = 0.5
+    rounds: int = 2
+    finetune_bert: bool = True
+    mlm_weight: float = 1.0
+    error_mask_prob: float = 0.9    # true aligner errors masked for the lip-conditioned re-prediction
+    random_mask_prob: float = 0.1   # plus random positions (the detector's false alarms)
+    pos_weight: float = 1.0         # BCE weight of the "wrong" class
+
+
+class FaceStyleConfig(_Cfg):
+    dim: int = 64
+    face_channels: tuple[int, ...] = (8, 16, 32, 64)
+    smoothing: Literal["box", "gaussian"] = "box"
+    smooth_s: float = 0.5           # window over which per-frame emotion is smoothed
+    dropout: float = 0.0
+
+
+class SamplerConfig(_Cfg):
+    steps: int = 16
+    temperature: float = 1.0
+    confidence_noise: float = 1.0   # MaskGIT choice temperature, annealed to 0 over the steps
+    guidance_lip: float = 0.0
+    guidance_id: float = 0.0
+    guidance_emo: float = 0.0
+
+
+class StyleDiTConfig(_Cfg):
+    dim: int = 64
+    heads: int = 2
+    layers: int = 2
+    ff_mult: int = 4
+    dropout: float = 0.0
+    drop_lip: float = 0.1           # classifier-free-guidance condition dropout, per sample
+    drop_id: float = 0.1
+    drop_emo: float = 0.1
+    c_lip_source: Literal["refined", "ground_truth"] = "refined"
+    sampler: SamplerConfig = SamplerConfig()
+
+
+class VocoderConfig(_Cfg):
+    kind: Literal["neural", "griffin_lim"] = "neural"
+    dim: int = 64
+    intermediate: int = 192
+    layers: int = 2
+    kernel: int = 7
+    segment_frames: int = 64        # mel frames per training crop (0.64 s)
+    stft_resolutions: tuple[tuple[int, int, int], ...] = ((320, 80, 320), (640, 160, 640), (1280, 320, 1280))
+    mel_weight: float = 45.0        # HiFi-GAN's weighting of mel L1 against the adversarial terms
+    stft_weight: float = 1.0
+    adversarial: bool = False
+    disc_periods: tuple[int, ...] = (2, 3, 5, 7, 11)
+    disc_channels: int = 16
+    adv_weight: float = 1.0
+    fm_weight: float = 2.0
+    # Log-mel convention of the data side's features (natural log of the clamped magnitude^power).
+    mel_power: float = 1.0
+    log_floor: float = 1e-5
+    griffin_lim_iters: int = 32
+
+
+class ModelConfig(_Cfg):
+    name: str = "tiny"
+    vocab: VocabConfig = VocabConfig()
+    lip_aligner: LipAlignerConfig = LipAlignerConfig()
+    unit_bert: UnitBertConfig = UnitBertConfig()
+    error_detector: ErrorDetectorConfig = ErrorDetectorConfig()
+    face_style: FaceStyleConfig = FaceStyleConfig()
+    style_dit: StyleDiTConfig = StyleDiTConfig()
+    vocoder: VocoderConfig = VocoderConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        for part, enc in (("lip_aligner", self.lip_aligner.encoder), ("unit_bert", self.unit_bert.encoder),
+                          ("error_detector", self.error_detector.encoder)):
+            if enc.dim % enc.heads:
+                raise ValueError(f"{part}.encoder: dim {enc.dim} not divisible by heads {enc.heads}")
+        if self.style_dit.dim % self.style_dit.heads:
+            raise ValueError("style_dit: dim not divisible by heads")
+        if self.face_style.dim != self.style_dit.dim:
+            raise ValueError("face_style.dim must equal style_dit.dim (c_id/c_emo modulate the DiT)")
+        return self
+
+    def with_updates(self, **sections: dict) -> ModelConfig:
+        """A copy with some fields of some sections replaced, e.g. ``style_dit={"drop_id": 0.5}``."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            if isinstance(data.get(section), dict):
+                data[section].update(values)
+            else:
+                data[section] = values
+        return ModelConfig.model_validate(data)
+
+
+def _preset_tiny() -> ModelConfig:
+    return ModelConfig(name="tiny")
+
+
+def _preset_base() -> ModelConfig:
+    enc = EncoderConfig(kind="conformer", dim=256, heads=4, layers=6, conv_kernel=31, dropout=0.1)
+    return ModelConfig(
+        name="base",
+        lip_aligner=LipAlignerConfig(stem_channels=64, trunk_widths=(64, 128, 256, 512), encoder=enc),
+        unit_bert=UnitBertConfig(encoder=EncoderConfig(dim=256, heads=4, layers=6, dropout=0.1)),
+        error_detector=ErrorDetectorConfig(encoder=EncoderConfig(dim=256, heads=4, layers=2, dropout=0.1)),
+        face_style=FaceStyleConfig(dim=384, face_channels=(32, 64, 128, 256), dropout=0.1),
+        style_dit=StyleDiTConfig(dim=384, heads=6, layers=8, dropout=0.1),
+        vocoder=VocoderConfig(dim=256, intermediate=768, layers=8, segment_frames=96, adversarial=True,
+                              disc_channels=32),
+    )
+
+
+def _preset_paper() -> ModelConfig:
+    return ModelConfig(
+        name="paper",
+        lip_aligner=LipAlignerConfig(
+            stem_channels=64, trunk_widths=(64, 128, 256, 512),
+            encoder=EncoderConfig(kind="conformer", dim=768, heads=12, layers=12, conv_kernel=31, dropout=0.1),
+        ),
+        unit_bert=UnitBertConfig(encoder=EncoderConfig(dim=768, heads=12, layers=8, dropout=0.1)),
+        error_detector=ErrorDetectorConfig(encoder=EncoderConfig(dim=768, heads=12, layers=2, dropout=0.1)),
+        face_style=FaceStyleConfig(dim=768, face_channels=(64, 128, 256, 512), dropout=0.1),
+        style_dit=StyleDiTConfig(dim=768, heads=12, layers=8, dropout=0.1),
+        vocoder=VocoderConfig(dim=512, intermediate=1536, layers=8, segment_frames=128, adversarial=True,
+                              disc_channels=32),
+    )
+
+
+_PRESETS = {"tiny": _preset_tiny, "base": _preset_base, "paper": _preset_paper}
+
+
+def vocab_from_params(params: Params) -> VocabConfig:
+    """The token vocabularies and audio framing the shards were made with."""
+    a, m = params.audio, params.media
+    return VocabConfig(
+        num_units=params.tokenizer.k, codec_levels=params.codec.levels, codebook_size=params.codec.codebook_size,
+        fps=m.fps, sample_rate=m.sample_rate, n_mels=a.n_mels, n_fft=a.n_fft, win_length=a.win_length,
+        hop_length=a.hop_length, f_min=a.f_min, f_max=a.f_max, lip_size=params.loader.crop,
+    )
+
+
+def model_config(preset: str | ModelConfig = "tiny", params: Params | None = None) -> ModelConfig:
+    """A preset (``tiny``/``base``/``paper``) with the vocabulary taken from ``params``.
+
+    A ModelConfig passes through unchanged; an unknown preset name raises ConfigError.
+    """
+    if isinstance(preset, ModelConfig):
+        return preset
+    if preset not in _PRESETS:
+        raise ConfigError(preset, f"unknown model preset (choose from {', '.join(PRESETS)})")
+    cfg = _PRESETS[preset]()
+    params = params if params is not None else load_params()
+    return cfg.model_copy(update={"vocab": vocab_from_params(params)})
+
+
+__all__ = [
+    "PRESETS", "EncoderConfig", "ErrorDetectorConfig", "FaceStyleConfig", "LipAlignerConfig", "ModelConfig",
+    "SamplerConfig", "StyleDiTConfig", "UnitBertConfig", "VocabConfig", "VocoderConfig", "model_config",
+    "vocab_from_params",
+]

@@ -1,0 +1,99 @@
+"""Face-style adapter: who is speaking (c_id) and how they feel over time (c_emo).
+
+- c_id = MLP(concat(face-identity descriptor, trainable face-crop CNN)). The dlib descriptor
+  (ArcFace-like, fixed) says who the face is; the trainable encoder (FaceNet-like) can pick up what
+  the descriptor was trained to ignore but the voice correlates with (age, build, expression).
+- c_emo = embedding of the per-frame emotion (a label broadcast over the clip, or per-frame
+  probabilities), smoothed over 0.5 s by a fixed box/Gaussian window — emotion in speech drifts
+  slowly, so frame-level jitter from an expression classifier should not reach the prosody — and
+  upsampled to the 50 Hz token rate.
+
+The adapter has no loss of its own: it is trained end to end with the style-DiT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from imagintalk.models.batch import emotion_frames, face_float, upsample_mask
+from imagintalk.models.config import FaceStyleConfig, ModelConfig
+
+
+class FaceEncoder(nn.Module):
+    """A small strided CNN over the aligned face crop → one vector."""
+
+    def __init__(self, widths: tuple[int, ...], dim: int):
+        super().__init__()
+        layers, cin = [], 3
+        for w in widths:
+            layers += [nn.Conv2d(cin, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.SiLU(),
+                       nn.Conv2d(w, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.SiLU()]
+            cin = w
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.out = nn.Linear(cin, dim)
+
+    def forward(self, face: Tensor) -> Tensor:
+        return self.out(self.body(face))
+
+
+def smoothing_kernel(cfg: FaceStyleConfig, fps: int) -> Tensor:
+    """Odd-length window spanning ``smooth_s`` seconds (0.5 s at 25 fps → 13 frames), sum 1."""
+    n = max(1, round(cfg.smooth_s * fps))
+    n += 1 - n % 2
+    if cfg.smoothing == "box":
+        k = torch.ones(n)
+    else:
+        x = torch.arange(n) - n // 2
+        k = torch.exp(-0.5 * (x / (n / 4.0)) ** 2)
+    return k / k.sum()
+
+
+@dataclass
+class StyleOutput:
+    c_id: Tensor       # B×C
+    c_emo: Tensor      # B×2T×C at 50 Hz (zeros at padding)
+    emo_known: Tensor  # B bool: False → the DiT uses its null emotion
+
+
+class FaceStyleAdapter(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        f, v = cfg.face_style, cfg.vocab
+        self.vocab = v
+        self.face_encoder = FaceEncoder(f.face_channels, f.dim)
+        self.id_mlp = nn.Sequential(nn.Linear(v.identity_dim + f.dim, f.dim), nn.SiLU(), nn.Dropout(f.dropout),
+                                    nn.Linear(f.dim, f.dim))
+        self.emo_embed = nn.Embedding(v.num_emotions, f.dim)
+        self.register_buffer("kernel", smoothing_kernel(f, v.fps), persistent=False)
+
+    def identity_style(self, identity: Tensor, face: Tensor) -> Tensor:
+        face_vec = self.face_encoder(face_float(face, self.vocab.face_size))
+        return self.id_mlp(torch.cat([identity.float(), face_vec], dim=-1))
+
+    def smooth(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Masked moving average over time (B×T×C): padded frames neither contribute nor change
+        valid outputs; near the clip ends the window is renormalised over the frames it covers."""
+        b, t, c = x.shape
+        n = self.kernel.numel()
+        m = mask[..., None].to(x.dtype)
+        k = self.kernel.to(x.dtype).view(1, 1, n)
+        num = F.conv1d((x * m).transpose(1, 2).reshape(b * c, 1, t), k, padding=n // 2)
+        den = F.conv1d(m.transpose(1, 2), k, padding=n // 2)
+        out = num.view(b, c, t) / den.clamp_min(1e-6)
+        return out.transpose(1, 2) * m
+
+    def emotion_style(self, emotion: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
+        probs, known = emotion_frames(emotion, frame_mask.shape[1], self.vocab.num_emotions)
+        if probs.shape[1] < frame_mask.shape[1]:  # per-frame predictions shorter than the clip
+            probs = F.pad(probs, (0, 0, 0, frame_mask.shape[1] - probs.shape[1]))
+        emb = self.smooth(probs.to(self.emo_embed.weight.dtype) @ self.emo_embed.weight, frame_mask)
+        return upsample_mask(emb, self.vocab.units_per_frame), known
+
+    def forward(self, identity: Tensor, face: Tensor, emotion: Tensor, frame_mask: Tensor) -> StyleOutput:
+        c_emo, known = self.emotion_style(emotion, frame_mask.bool())
+        return StyleOutput(c_id=self.identity_style(identity, face), c_emo=c_emo, emo_known=known)
+

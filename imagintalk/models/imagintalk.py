@@ -1,0 +1,186 @@
+"""``ImaginTalk``: the inference object — mouth crops + face + emotion in, waveform out.
+
+lips → lip aligner → error detector + lip-conditioned unit BERT (refined units, c_lip)
+face, identity, emotion → face-style adapter (c_id, c_emo)
+(c_lip, c_id, c_emo) → style-DiT sampler → codec tokens → codec decoder → log-mel → vocoder.
+
+Batched, on CPU or GPU, deterministic for a seed (all sampling draws from one seeded generator;
+the network runs in eval mode). ``save(dir)`` writes the config as JSON and one state dict per part
+(plus the codec), ``load(dir)`` rebuilds it exactly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from imagintalk.errors import ConfigError
+from imagintalk.models.batch import Batch, frame_mask
+from imagintalk.models.codec_decoder import CodecDecoder, ResidualCodebookDecoder, decode_batch
+from imagintalk.models.config import ModelConfig
+from imagintalk.models.error_detector import ErrorDetector, LipRefiner
+from imagintalk.models.face_style import FaceStyleAdapter
+from imagintalk.models.lip_aligner import LipAligner
+from imagintalk.models.style_dit import CONDITIONS, StyleDiT
+from imagintalk.models.unit_bert import UnitBert
+from imagintalk.models.vocoder import build_vocoder
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "imagintalk.json"
+
+
+@dataclass
+class GenerateOutput:
+    waveforms: Tensor  # B×S float32 at ``sample_rate`` (zeros past each length)
+    lengths: Tensor    # B valid samples
+    units: Tensor      # B×2T refined semantic units
+    codes: Tensor      # B×L×2T sampled codec tokens
+    mel: Tensor        # B×n_mels×4T decoded log-mel
+    sample_rate: int
+
+
+class ImaginTalk(nn.Module):
+    def __init__(self, cfg: ModelConfig, codec: CodecDecoder, refiner: LipRefiner | None = None,
+                 face_style: FaceStyleAdapter | None = None, dit: StyleDiT | None = None,
+                 vocoder: nn.Module | None = None):
+        super().__init__()
+        if not isinstance(codec, CodecDecoder):
+            raise TypeError(f"codec {type(codec).__name__} has no decode(codes) method")
+        self.cfg = cfg
+        self.refiner = refiner or LipRefiner(cfg)
+        self.face_style = face_style or FaceStyleAdapter(cfg)
+        self.dit = dit or StyleDiT(cfg, self.refiner.bert.dim)
+        self.vocoder = vocoder or build_vocoder(cfg)
+        self.codec = codec  # registered as a submodule when it is one (moves with .to(device))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.inference_mode()
+    def generate(self, lips: Tensor, lip_mask: Tensor | None, identity: Tensor, face: Tensor, emotion: Tensor,
+                 steps: int | None = None, guidance: Mapping[str, float] | None = None, seed: int = 0,
+                 rounds: int | None = None, temperature: float | None = None,
+                 drop: Sequence[str] = ()) -> GenerateOutput:
+        """Speech for a batch of clips.
+
+        lips B×T×88×88 float, lip_mask B×T (None = all valid), identity B×128, face B×3×H×W
+        (uint8 or [0,1] float), emotion B labels (<0 unknown) or B×T×E probabilities.
+        ``guidance`` weights per condition ({"lip", "id", "emo"}); ``drop`` generates without the
+        named conditions (ablations: ``drop=("id",)``; all three = unconditional).
+        """
+        unknown = set(drop) - set(CONDITIONS)
+        if unknown:
+            raise ValueError(f"unknown condition(s) to drop: {sorted(unknown)}")
+        self.eval()
+        dev = self.device
+        lips = torch.as_tensor(lips, device=dev).float()
+        lip_mask = (torch.ones(lips.shape[:2], dtype=torch.bool, device=dev) if lip_mask is None
+                    else torch.as_tensor(lip_mask, device=dev).bool())
+        identity, face, emotion = (torch.as_tensor(x, device=dev) for x in (identity, face, emotion))
+        gen = torch.Generator(device=dev).manual_seed(int(seed))
+        ref = self.refiner.refine(lips, lip_mask, rounds=rounds)
+        style = self.face_style(identity, face, emotion, lip_mask)
+        codes = self.dit.sample(
+            ref.mask, c_lip=None if "lip" in drop else ref.c_lip, c_id=None if "id" in drop else style.c_id,
+            c_emo=None if "emo" in drop else style.c_emo, emo_known=style.emo_known, steps=steps,
+            guidance=guidance, generator=gen, temperature=temperature,
+        )
+        v = self.cfg.vocab
+        per_token = v.mels_per_frame // v.units_per_frame
+        token_lengths = ref.mask.sum(dim=1)
+        mel = decode_batch(self.codec, codes, token_lengths, v.n_mels, per_token)
+        wave, lengths = self.vocoder(mel, token_lengths * per_token)
+        return GenerateOutput(waveforms=wave.float(), lengths=lengths, units=ref.units, codes=codes, mel=mel,
+                              sample_rate=v.sample_rate)
+
+    def generate_batch(self, batch: Batch, **kwargs) -> GenerateOutput:
+        """``generate`` on a loader batch (keys lips, lip_mask, identity, face, emotion)."""
+        return self.generate(batch["lips"], frame_mask(batch), batch["identity"], batch["face"],
+                             batch["emotion"], **kwargs)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def _parts(self) -> dict[str, nn.Module]:
+        parts = {"lip_aligner": self.refiner.aligner, "unit_bert": self.refiner.bert,
+                 "error_detector": self.refiner.detector, "face_style": self.face_style, "style_dit": self.dit}
+        if self.cfg.vocoder.kind == "neural":
+            parts["vocoder"] = self.vocoder
+        return parts
+
+    def save(self, directory: str | Path) -> Path:
+        """Config JSON + one state dict per part + the codec, into ``directory``."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, module in self._parts().items():
+            torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, out / f"{name}.pt")
+        if isinstance(self.codec, ResidualCodebookDecoder):
+            torch.save(self.codec.codebooks.cpu(), out / "codec.pt")
+            codec = {"kind": "codebook", "file": "codec.pt", "mels_per_token": self.codec.mels_per_token}
+        elif hasattr(self.codec, "save") and hasattr(type(self.codec), "load"):
+            self.codec.save(out / "codec.npz")
+            cls = type(self.codec)
+            codec = {"kind": "object", "file": "codec.npz", "class": f"{cls.__module__}:{cls.__qualname__}"}
+        else:
+            raise TypeError(f"codec {type(self.codec).__name__} cannot be saved (needs save(path) and load(path))")
+        meta = {"format": FORMAT_VERSION, "model": self.cfg.model_dump(mode="json"), "codec": codec,
+                "parts": sorted(self._parts())}
+        (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> ImaginTalk:
+        src = Path(directory)
+        meta_path = src / CONFIG_FILE
+        if not meta_path.is_file():
+            raise ConfigError(src, f"not an ImaginTalk model directory ({CONFIG_FILE} missing)")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != FORMAT_VERSION:
+            raise ConfigError(meta_path, f"unsupported format {meta.get('format')!r}")
+        cfg = ModelConfig.model_validate(meta["model"])
+        # Weights come from the state dicts; do not reach for the original front-end checkpoint.
+        build_cfg = cfg.with_updates(lip_aligner={"pretrained_frontend": None})
+        codec = _load_codec(src, meta["codec"])
+        aligner, bert = LipAligner(build_cfg), UnitBert(build_cfg)
+        refiner = LipRefiner(build_cfg, aligner, bert, ErrorDetector(build_cfg, aligner.feature_dim, bert.dim))
+        model = cls(cfg, codec, refiner=refiner)
+        for name, module in model._parts().items():
+            path = src / f"{name}.pt"
+            if not path.is_file():
+                raise ConfigError(path, "part missing from the model directory")
+            module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.to(device).eval()
+
+
+def _load_codec(src: Path, spec: dict) -> CodecDecoder:
+    path = src / spec["file"]
+    if spec["kind"] == "codebook":
+        return ResidualCodebookDecoder(torch.load(path, map_location="cpu", weights_only=True),
+                                       spec["mels_per_token"])
+    module_name, _, qualname = spec["class"].partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+        for attr in qualname.split("."):
+            obj = getattr(obj, attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(path, f"codec class {spec['class']} not importable") from exc
+    return obj.load(path)
+
+
+def count_parameters(cfg: ModelConfig) -> dict[str, int]:
+    """Parameters per part (the big parts are built on the meta device: no memory, any preset)."""
+    with torch.device("meta"):
+        build_cfg = cfg.with_updates(lip_aligner={"pretrained_frontend": None},
+                                     vocoder={"kind": "neural", "adversarial": False})
+        refiner = LipRefiner(build_cfg)
+        parts = {"lip_aligner": refiner.aligner, "unit_bert": refiner.bert, "error_detector": refiner.detector,
+                 "face_style": FaceStyleAdapter(build_cfg), "style_dit": StyleDiT(build_cfg, refiner.bert.dim)}
+    parts["vocoder"] = build_vocoder(build_cfg)  # small; torchaudio's mel filters cannot be built on meta
+    counts = {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items()}
+    counts["total"] = sum(counts.values())
+    return counts

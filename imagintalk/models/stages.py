@@ -1,0 +1,83 @@
+"""The trainable stages, each an ``nn.Module`` with ``loss(batch) -> (loss, metrics)``.
+
+The training room wraps any stage in the same Ray Train loop without knowing its internals:
+build it with :func:`build_stage`, optimise ``[p for p in stage.parameters() if p.requires_grad]``
+(frozen upstream parts have ``requires_grad=False`` and stay in eval mode), call ``loss(batch)``.
+
+Order (DESIGN.md §5): vocoder, unit_bert, lip_aligner (independent) → error_detector (needs the
+aligner, starts from the pre-trained unit BERT) → style_dit (needs the refiner for c_lip; trains
+the face-style adapter jointly). ``StyleDiTConfig.c_lip_source`` picks c_lip from the refined
+units (what inference sees, default) or from the ground-truth units (teacher forcing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from imagintalk.models.batch import Batch, frame_mask, token_mask
+from imagintalk.models.config import ModelConfig
+from imagintalk.models.error_detector import LipRefiner
+from imagintalk.models.face_style import FaceStyleAdapter
+from imagintalk.models.layers import freeze
+from imagintalk.models.lip_aligner import LipAligner
+from imagintalk.models.style_dit import StyleDiT
+from imagintalk.models.unit_bert import UnitBert
+from imagintalk.models.vocoder import NeuralVocoder
+
+STAGES = ("vocoder", "unit_bert", "lip_aligner", "error_detector", "style_dit")
+
+
+class StyleStage(nn.Module):
+    """Style-DiT stage: frozen refiner → c_lip; trainable face-style adapter + DiT."""
+
+    def __init__(self, cfg: ModelConfig, refiner: LipRefiner | None = None,
+                 face_style: FaceStyleAdapter | None = None, dit: StyleDiT | None = None):
+        super().__init__()
+        self.source = cfg.style_dit.c_lip_source
+        self.refiner = freeze(refiner or LipRefiner(cfg))
+        self.face_style = face_style or FaceStyleAdapter(cfg)
+        self.dit = dit or StyleDiT(cfg, self.refiner.bert.dim)
+
+    def train(self, mode: bool = True) -> StyleStage:
+        super().train(mode)
+        self.refiner.eval()
+        return self
+
+    def loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        fmask = frame_mask(batch)
+        with torch.no_grad():
+            if self.source == "refined":
+                ref = self.refiner.refine(batch["lips"], fmask)
+                c_lip, mask = ref.c_lip, ref.mask
+            else:
+                c_lip, mask = self.refiner.teacher_c_lip(batch)
+        n = mask.shape[1]
+        mask = mask & token_mask(batch)[:, :n]
+        style = self.face_style(batch["identity"], batch["face"], batch["emotion"], fmask)
+        return self.dit.loss(batch["codes"][:, :, :n], mask, c_lip, style.c_id, style.c_emo[:, :n],
+                             style.emo_known)
+
+
+def build_stage(stage: str, cfg: ModelConfig, parts: Mapping[str, nn.Module] | None = None) -> nn.Module:
+    """A fresh trainable stage. ``parts`` supplies trained upstream modules by name:
+    ``lip_aligner`` and ``unit_bert`` for ``error_detector``; ``refiner`` (a trained LipRefiner)
+    for ``style_dit``. Missing parts are built fresh (useful for smoke tests only)."""
+    parts = dict(parts or {})
+    if stage == "vocoder":
+        return NeuralVocoder(cfg)
+    if stage == "unit_bert":
+        return UnitBert(cfg)
+    if stage == "lip_aligner":
+        return LipAligner(cfg)
+    if stage == "error_detector":
+        return LipRefiner(cfg, aligner=parts.get("lip_aligner"), bert=parts.get("unit_bert"))
+    if stage == "style_dit":
+        return StyleStage(cfg, refiner=parts.get("refiner"))
+    raise ValueError(f"unknown stage {stage!r} (expected one of {', '.join(STAGES)})")
+
+
+def trainable_parameters(stage: nn.Module) -> list[nn.Parameter]:
+    return [p for p in stage.parameters() if p.requires_grad]
