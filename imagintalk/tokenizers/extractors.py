@@ -25,6 +25,7 @@ import numpy as np
 from imagintalk.config import AudioFeatureConfig
 from imagintalk.errors import ConfigError
 from imagintalk.features.audio import deltas, frames_50hz, log_mel, mfcc
+from imagintalk.tokenizers.artifact import file_sha256
 
 # A 16 kHz wav2vec 2.0-family conv stack: stride 320 (20 ms), receptive field 400 samples. Padding
 # (400 - 320) / 2 on each side centres output frame j on the middle of the 20 ms slot j, so
@@ -107,16 +108,22 @@ def make_extractor(name: str, audio_cfg: AudioFeatureConfig, checkpoint: str | N
     raise ConfigError("tokenizer.features", f"unknown feature extractor {name!r} (mfcc, logmel, hubert)")
 
 
-@functools.lru_cache(maxsize=2)
-def load_ssl_checkpoint(path: str):
+def load_ssl_checkpoint(path: str | Path):
     """A torchaudio Wav2Vec2Model in eval mode from one of the checkpoint forms (module docstring);
-    cached per process so Ray workers load it once."""
+    cached per process by path and content, so Ray workers load it once and a replaced file is
+    not served from the cache."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(p, "checkpoint file does not exist")
+    return _load_ssl_checkpoint(str(p.resolve()), file_sha256(p))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_ssl_checkpoint(path: str, sha256: str):
     import torch
     import torchaudio
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(p, "checkpoint file does not exist")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle/zip/runtime errors for a bad file
@@ -170,7 +177,7 @@ def _match_factory(path: Path, state: dict[str, Any]):
     wavlm = any("rel_attn_embed" in k for k in state)
     for name in _FACTORIES:
         size = name.split("_")[1]
-        if dims.get(size.replace("lv60k", "")) != (dim, n_layers) or name.startswith("wavlm") != wavlm:
+        if dims.get(size) != (dim, n_layers) or name.startswith("wavlm") != wavlm:
             continue
         try:
             return _build(path, getattr(torchaudio.models, name), state)
