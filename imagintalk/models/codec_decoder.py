@@ -56,11 +56,12 @@ class ResidualCodebookDecoder(nn.Module):
 
 def decode_batch(decoder: CodecDecoder, codes: Tensor, token_lengths: Tensor, n_mels: int,
                  mels_per_token: int) -> Tensor:
-    """Decode a padded batch of codes (B×L×N) with any codec → padded mel B×n_mels×(m·N) on the
-    codes' device. Each sample is decoded over its valid tokens only."""
-    if isinstance(decoder, ResidualCodebookDecoder):
-        return decoder.decode_batch(codes)
+    """Decode a padded batch of codes (B×L×N) with any codec → mel B×n_mels×(m·N) on the codes'
+    device, zero past each sample's valid tokens (each sample is decoded over those only)."""
     b, _, n = codes.shape
+    if isinstance(decoder, ResidualCodebookDecoder):
+        valid = torch.arange(n * mels_per_token, device=codes.device)[None] < (token_lengths * mels_per_token)[:, None]
+        return decoder.decode_batch(codes) * valid[:, None, :]
     out = torch.zeros(b, n_mels, n * mels_per_token, device=codes.device)
     for i, length in enumerate(token_lengths.tolist()):
         mel = torch.as_tensor(decoder.decode(codes[i, :, :length].cpu().numpy())).float()

@@ -94,6 +94,7 @@ class LipRefiner(nn.Module):
         if not self.cfg.finetune_bert:
             freeze(self.bert)
         self.detector = detector or ErrorDetector(cfg, self.aligner.feature_dim, self.bert.dim)
+        self.train()  # frozen parts start in eval mode
 
     def train(self, mode: bool = True) -> LipRefiner:
         super().train(mode)

@@ -40,6 +40,7 @@ class StyleStage(nn.Module):
         self.refiner = freeze(refiner or LipRefiner(cfg))
         self.face_style = face_style or FaceStyleAdapter(cfg)
         self.dit = dit or StyleDiT(cfg, self.refiner.bert.dim)
+        self.train()  # the frozen refiner starts in eval mode
 
     def train(self, mode: bool = True) -> StyleStage:
         super().train(mode)

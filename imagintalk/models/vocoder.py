@@ -198,6 +198,9 @@ class GriffinLimVocoder(nn.Module):
         out = mel.new_zeros(b, f * hop, dtype=torch.float32)
         for i, n in enumerate(lengths.tolist()):
             spec = self.inverse_mel(torch.exp(mel[i, :, :n].float())).clamp_min(0.0)
+            # A centred STFT of n·hop samples has n+1 frames: repeat the last one so that
+            # Griffin-Lim's re-analysis matches the n mel frames exactly.
+            spec = torch.cat([spec, spec[:, -1:]], dim=1)
             self.griffin_lim.length = n * hop
             out[i, : n * hop] = self.griffin_lim(spec)
         return out, lengths * hop
