@@ -87,10 +87,13 @@ class FaceConfig(Section):
     detector: str = Field("dlib", pattern="^dlib$")  # FaceDetector backend
     detect_every: int = Field(10, ge=1)   # key-frame interval for dlib detection
     upsample: int = 0               # dlib HOG upsampling; 1 for small faces
+    detect_max_side: int = 360      # larger frames are downscaled for HOG detection only (~80 px faces)
     smooth_window: int = 5          # frames for landmark smoothing
     roi_size: int = 96
     face_size: int = 150            # dlib descriptor chip
-    descriptor_frames: int = Field(3, ge=1)  # frames sampled for the mean identity embedding
+    # Frames sampled for the mean identity embedding. dlib's ResNet costs ~75-100 ms a chip on one
+    # core (dlib-bin has no BLAS), more than decoding a 3 s clip, so one frame by default.
+    descriptor_frames: int = Field(1, ge=1)
     min_face_ratio: float = 0.8     # below: quarantine "face lost"
     max_gap: int = 5                # missed frames up to this run length are filled by interpolation
     # Tracked landmarks that move more than this × the inter-ocular distance in one frame mean the

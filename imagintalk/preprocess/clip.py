@@ -83,7 +83,7 @@ def preprocess_clip(row: ManifestRow, params: Params, detector: FaceDetector | N
 
     gray = to_gray(clip.frames)
     track = track_faces(gray, fcfg, detector or make_detector(fcfg))
-    if track.face_ratio < fcfg.min_face_ratio:
+    if track.face_ratio < fcfg.min_face_ratio or not track.any_found:
         raise FaceError(row.video_path, f"face found on {track.face_ratio:.0%} of frames "
                                         f"(min {fcfg.min_face_ratio:.0%})")
     lips = make_mouth_rois(gray, track, fcfg)

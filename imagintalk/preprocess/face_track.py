@@ -105,6 +105,18 @@ def to_gray(frames: np.ndarray) -> np.ndarray:
     return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
 
 
+def detect_scaled(det: FaceDetector, img: np.ndarray, max_side: int) -> list[Box]:
+    """Detect on a copy whose longest side is at most ``max_side`` (HOG's cost grows with the
+    pixel count; a face in a 720p frame is still ~100 px at 360), boxes in full-frame pixels.
+    Landmarks then run at full resolution inside the box."""
+    h, w = img.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return det.detect(img)
+    small = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return [Box(b.left / scale, b.top / scale, b.right / scale, b.bottom / scale) for b in det.detect(small)]
+
+
 def _pick(boxes: list[Box], near: Box | None) -> Box:
     if near is None or len(boxes) == 1:
         return boxes[0]  # largest
@@ -136,7 +148,7 @@ def track_faces(frames: np.ndarray, cfg: FaceConfig, detector: FaceDetector | No
                 box = None  # lost: detect on this very frame
         if lm is None:
             n_detect += 1
-            candidates = det.detect(img)
+            candidates = detect_scaled(det, img, cfg.detect_max_side)
             if candidates:
                 box = _pick(candidates, prev_box)
                 lm = det.landmarks(img, box)
