@@ -32,6 +32,7 @@ from imagintalk.shards.process import (
     RayClipMapper,
     manifest_row_dict,
     read_tokenizer_blobs,
+    tokenizer_files,
 )
 from imagintalk.shards.writer import (
     ShardSpec,
@@ -154,7 +155,8 @@ def fit_tokenizers(manifest: Path, rows: Sequence[ManifestRow], out: str, params
     with tempfile.TemporaryDirectory(prefix="imagintalk-fit-") as tmp:
         fit_unit_tokenizer(manifest, Path(tmp), params)
         fit_codec(manifest, Path(tmp), params)
-        blobs = {f: (Path(tmp) / f).read_bytes() for f in TOKENIZER_FILES}
+        names = tokenizer_files([p.name for p in Path(tmp).iterdir()])
+        blobs = {f: (Path(tmp) / f).read_bytes() for f in names}
         for name, data in blobs.items():
             storage.write_bytes(storage.join(tok_url, name), data, params.storage)
     storage.write_text(fit_url, sha256_json(record), params.storage)

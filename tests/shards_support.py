@@ -7,6 +7,7 @@ test_storage*.py.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from imagintalk.media import write_mp4
 from imagintalk.shards.record import ShardRecord
 
 SPF = 640  # audio samples per video frame
+_BUCKETS = itertools.count()
 
 
 def _smooth_face(rng: np.random.Generator) -> np.ndarray:
@@ -92,9 +94,11 @@ def make_clip_manifest(root: Path, spec: list[tuple[str, str, str, str]], n_fram
 
 
 @contextmanager
-def moto_s3(bucket: str = "imagintalk-test") -> Iterator[str]:
+def moto_s3() -> Iterator[str]:
     """moto's S3 server on an ephemeral loopback port (real HTTP), credentials and endpoint in the
-    environment as a deployment would set them; yields ``s3://bucket``."""
+    environment as a deployment would set them; yields ``s3://<fresh bucket>`` (moto keeps its
+    state per process, so each server gets a bucket name of its own)."""
+    bucket = f"imagintalk-test-{next(_BUCKETS)}"
     import s3fs
     from moto.server import ThreadedMotoServer
 
@@ -117,3 +121,48 @@ def moto_s3(bucket: str = "imagintalk-test") -> Iterator[str]:
             else:
                 os.environ[k] = v
         server.stop()
+
+
+# (speaker, clip, split, photo, kind): kind ok | silent | noface | mismatch
+TALKING_SPEC = [
+    ("astro", "c0", "train", "astronaut", "ok"),
+    ("astro", "c1", "train", "astronaut", "ok"),
+    ("hopper", "c0", "train", "grace_hopper", "ok"),
+    ("hopper", "c1", "train", "grace_hopper", "ok"),
+    ("astro2", "c0", "val", "astronaut", "ok"),
+    ("hopper2", "c0", "test", "grace_hopper", "ok"),
+    ("astro", "c2silent", "train", "astronaut", "silent"),
+    ("hopper", "c3noface", "train", "grace_hopper", "noface"),
+    ("astro2", "c4cut", "val", "astronaut", "mismatch"),
+]
+TEXTS = ["bin blue at f two now", "lay green by d one soon", "place red in a nine again",
+         "set white with z four please"]
+
+
+def make_talking_manifest(root: Path, n_frames: int = 25, spec=TALKING_SPEC) -> Path:
+    """Real talking-face mp4s (packaged photos + espeak-ng speech) and bad ones, with a manifest.
+
+    Bad clips: ``silent`` (zero audio), ``noface`` (flat grey frames), ``mismatch`` (audio 10
+    frames longer than the video: a cut file)."""
+    from imagintalk.preprocess.sample_media import envelope_openings, espeak, photo, talking_frames
+
+    rows: list[ManifestRow] = []
+    for i, (speaker, clip, split, face, kind) in enumerate(spec):
+        speech = espeak(TEXTS[i % len(TEXTS)])
+        extra = 10 if kind == "mismatch" else 0
+        audio = np.zeros((n_frames + extra) * SPF, np.float32)
+        n = min(len(speech), len(audio))
+        audio[:n] = speech[:n]
+        frames = talking_frames(photo(face), envelope_openings(audio[: n_frames * SPF], n_frames), seed=i)
+        if kind == "silent":
+            audio[:] = 0.0
+        if kind == "noface":
+            frames[:] = 128
+        path = write_mp4(root / "raw" / speaker / f"{clip}.mp4", frames, 25, audio, 16000)
+        rows.append(ManifestRow(
+            clip_id=f"synthtalk/{speaker}/{clip}", corpus="synthtalk", speaker=speaker, split=split,
+            video_path=str(path), audio_path=None, transcript=TEXTS[i % len(TEXTS)], emotion="happy",
+            intensity=0.5, duration_s=n_frames / 25, fps=25.0, sample_rate=16000,
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        ))
+    return write_manifest(rows, root / "manifest.parquet")

@@ -58,10 +58,22 @@ class ClipOutcome:
                 "split": source.split, "stage": "shard", "kind": self.kind, "reason": self.reason}
 
 
-def read_tokenizer_blobs(tokenizer_dir: str | Path) -> dict[str, bytes]:
-    from imagintalk import storage
+def tokenizer_files(names: list[str]) -> list[str]:
+    """The files that make up the two tokenizer artifacts (``.npz`` + its ``.json`` metadata)."""
+    stems = {Path(f).stem for f in TOKENIZER_FILES}
+    return sorted(n for n in names if Path(n).stem in stems)
 
-    return {name: storage.read_bytes(storage.join(tokenizer_dir, name)) for name in TOKENIZER_FILES}
+
+def read_tokenizer_blobs(tokenizer_dir: str | Path) -> dict[str, bytes]:
+    """All artifact files of a tokenizer directory (local or s3://) as bytes."""
+    from imagintalk import storage
+    from imagintalk.errors import ConfigError
+
+    names = [u.rstrip("/").rsplit("/", 1)[-1] for u in storage.glob(storage.join(tokenizer_dir, "*"))]
+    missing = [f for f in TOKENIZER_FILES if f not in names]
+    if missing:
+        raise ConfigError(str(tokenizer_dir), f"missing tokenizer artifacts {missing}")
+    return {n: storage.read_bytes(storage.join(tokenizer_dir, n)) for n in tokenizer_files(names)}
 
 
 class ClipProcessor:

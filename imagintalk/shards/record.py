@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import re
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +103,28 @@ def encode_npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def decode_npy(data: bytes) -> np.ndarray:
+# The header np.save writes for a plain C-order array; anything else goes through np.load.
+_NPY_HEADER = re.compile(r"\{'descr': '([<>|=]?[a-zA-Z]\d*)', 'fortran_order': False, "
+                         r"'shape': \(([\d, ]*)\), *\}")
+
+
+def decode_npy(data: bytes, copy: bool = True) -> np.ndarray:
+    """``.npy`` bytes → array. ``copy=False`` returns a read-only view of ``data``.
+
+    np.load parses the header with ``ast.literal_eval``, which costs more than reading a whole
+    lips array; the loader decodes six arrays per sample, so the plain header is parsed here.
+    """
+    if data[:6] == b"\x93NUMPY" and len(data) > 10:
+        major = data[6]
+        size_fmt, start = ("<H", 10) if major == 1 else ("<I", 12)
+        (header_len,) = struct.unpack(size_fmt, data[8:start])
+        m = _NPY_HEADER.match(data[start:start + header_len].decode("latin1"))
+        if m is not None:
+            shape = tuple(int(x) for x in m.group(2).split(",") if x.strip())
+            dtype = np.dtype(m.group(1))
+            array = np.frombuffer(data, dtype, count=math.prod(shape), offset=start + header_len)
+            array = array.reshape(shape)
+            return array.copy() if copy else array
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
@@ -163,10 +187,11 @@ def encode_record(rec: ShardRecord, jpeg_quality: int = 95) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------- decoding
-def decode_field(name: str, data: bytes) -> Any:
-    """Decode one member by its field name (the loader decodes only the fields it needs)."""
+def decode_field(name: str, data: bytes, copy: bool = True) -> Any:
+    """Decode one member by its field name (the loader decodes only the fields it needs;
+    ``copy=False`` gives read-only arrays over the member bytes, which it copies when batching)."""
     if name in ARRAY_FIELDS:
-        return decode_npy(data)
+        return decode_npy(data, copy=copy)
     if name in JSON_FIELDS:
         return json.loads(data)
     if name == "face.jpg":
