@@ -309,18 +309,17 @@ class AuditConfig(Section):
     labelled_corpora: list[str] = Field(
         default_factory=lambda: ["synthtalk", "cremad", "ravdess", "mead"])
     max_quarantine_rate: float = 0.1
-    # Shards (per-clip statistics written by the preprocessing into the stats sidecars).
-    min_face_ratio: float = 0.8
+    # Shards (per-clip statistics written by the preprocessing into the stats sidecars). The face
+    # ratio, silence RMS and A/V mismatch limits are the preprocessing's own (face.min_face_ratio,
+    # audio.silence_rms, media.max_av_mismatch_frames): shards made under looser params fail here.
     min_lip_sharpness: float = 1.0
     max_lip_sharpness: float = 5000.0
     min_lip_brightness: float = 20.0
     max_lip_brightness: float = 235.0
-    min_audio_rms: float = 1e-3
     max_clipping_ratio: float = 0.01
     max_silence_ratio: float = 0.9
     units_per_s: float = 50.0
     units_per_s_tolerance: float = 2.0
-    max_av_mismatch_s: float = 0.04
     max_duration_error_s: float = 0.04  # |n_frames / fps - duration_s|: the 25 fps resampling held
     verify_tar_sha256: bool = True      # reads every tar in full; off for a quick look at a big root
     severity: dict[str, Severity] = Field(default_factory=lambda: dict(AUDIT_SEVERITY_DEFAULTS))

@@ -138,16 +138,17 @@ def shard_sample_suite(samples: pd.DataFrame, params: Params) -> SuiteSpec:
     b.add("shards.not_empty", "the shard root holds at least one sample", E.ExpectTableRowCountToBeBetween,
           min_value=1)
     _add_common(b, "shards")
-    b.add("shards.face_ratio_min", f"face found on >= {cfg.min_face_ratio:.0%} of frames",
-          E.ExpectColumnValuesToBeBetween, column="face_ratio", min_value=cfg.min_face_ratio, max_value=1.0)
+    min_face = params.face.min_face_ratio
+    b.add("shards.face_ratio_min", f"face found on >= {min_face:.0%} of frames",
+          E.ExpectColumnValuesToBeBetween, column="face_ratio", min_value=min_face, max_value=1.0)
     b.add("shards.lip_sharpness_range", "mouth-crop sharpness (variance of Laplacian) in range",
           E.ExpectColumnValuesToBeBetween, column="lip_sharpness", min_value=cfg.min_lip_sharpness,
           max_value=cfg.max_lip_sharpness)
     b.add("shards.lip_brightness_range", "mouth-crop mean brightness in range",
           E.ExpectColumnValuesToBeBetween, column="lip_brightness", min_value=cfg.min_lip_brightness,
           max_value=cfg.max_lip_brightness)
-    b.add("shards.audio_rms_min", f"audio RMS >= {cfg.min_audio_rms} (not silent)",
-          E.ExpectColumnValuesToBeBetween, column="audio_rms", min_value=cfg.min_audio_rms)
+    b.add("shards.audio_rms_min", f"audio RMS >= {params.audio.silence_rms} (not silent)",
+          E.ExpectColumnValuesToBeBetween, column="audio_rms", min_value=params.audio.silence_rms)
     b.add("shards.clipping_ratio_max", f"clipped samples <= {cfg.max_clipping_ratio:.1%}",
           E.ExpectColumnValuesToBeBetween, column="clipping_ratio", min_value=0.0,
           max_value=cfg.max_clipping_ratio)
@@ -169,9 +170,9 @@ def shard_sample_suite(samples: pd.DataFrame, params: Params) -> SuiteSpec:
     b.add("shards.frames_match_duration", f"n_frames / {fps:g} fps agrees with duration_s",
           E.ExpectColumnValuesToBeBetween, column="duration_error_s", min_value=0.0,
           max_value=cfg.max_duration_error_s, detail=("n_frames", "duration_s"))
-    b.add("shards.av_mismatch", f"audio and video lengths agree within {cfg.max_av_mismatch_s} s",
-          E.ExpectColumnValuesToBeBetween, column="abs_av_mismatch_s", min_value=0.0,
-          max_value=cfg.max_av_mismatch_s)
+    max_mismatch = params.media.max_av_mismatch_frames / fps
+    b.add("shards.av_mismatch", f"audio and video lengths agree within {max_mismatch:.3g} s",
+          E.ExpectColumnValuesToBeBetween, column="abs_av_mismatch_s", min_value=0.0, max_value=max_mismatch)
     return b.suite
 
 
