@@ -266,8 +266,8 @@ AUDIT_SEVERITY_DEFAULTS: dict[str, Severity] = {
     "manifest.train_covers_labels": "blocking",
     "manifest.quarantine_rate": "blocking",
     "shards.not_empty": "blocking",
-    "shards.stats_complete": "blocking",
-    "shards.key_unique": "blocking",
+    "shards.fields_complete": "blocking",
+    "shards.clip_id_unique": "blocking",
     "shards.split_valid": "blocking",
     "shards.speaker_disjoint_splits": "blocking",
     "shards.emotion_in_vocabulary": "blocking",
@@ -304,10 +304,7 @@ class AuditConfig(Section):
     min_source_fps: float = 23.9
     max_source_fps: float = 60.1
     min_source_sample_rate: int = 16000
-    text_corpora: list[str] = Field(
-        default_factory=lambda: ["synthtalk", "grid", "lrs2", "lrs3", "cremad", "ravdess", "mead"])
-    labelled_corpora: list[str] = Field(
-        default_factory=lambda: ["synthtalk", "cremad", "ravdess", "mead"])
+    # Which corpora must have transcripts / emotion labels comes from their cards (datasets/*.yaml).
     max_quarantine_rate: float = 0.1
     # Shards (per-clip statistics written by the preprocessing into the stats sidecars). The face
     # ratio, silence RMS and A/V mismatch limits are the preprocessing's own (face.min_face_ratio,

@@ -38,7 +38,8 @@ def audit_target(target: str | Path, report: Path | None = None, params: Params 
         suites = audit_manifest(load_manifest_tables(target), params, session)
         kind = "manifest"
     else:
-        tables = load_shard_tables(target, params.storage, verify_sha256=params.audit.verify_tar_sha256)
+        tables = load_shard_tables(target, params.storage, verify_sha256=params.audit.verify_tar_sha256,
+                                   max_listed=params.audit.max_listed_failures)
         suites = audit_shards(tables, params, session)
         kind = "shards"
     result = AuditResult(target=target, kind=kind, suites=suites, report_dir=report,

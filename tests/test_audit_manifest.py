@@ -132,6 +132,21 @@ def test_corpus_without_labels_or_text_may_leave_them_null(tmp_path, params):
     assert audit_target(str(write(tmp_path, rows)), None, params).passed
 
 
+def test_card_decides_which_labels_are_required_mead_has_emotions_but_no_text(tmp_path, params):
+    rows = [replace(r, corpus="mead", clip_id=r.clip_id.replace("synthtalk", "mead"), transcript=None)
+            for r in clean_rows()]
+    assert audit_target(str(write(tmp_path, rows)), None, params).passed
+    rows = edit(rows, "mead/s2/clip01", emotion=None)
+    failed = audit_target(str(write(tmp_path, rows)), None, params).blocking_failures
+    assert [(o.id, [x.id for x in o.offenders]) for o in failed] == [("manifest.emotion_present", ["mead/s2/clip01"])]
+
+
+def test_corpus_without_a_card_is_a_config_error(tmp_path, params):
+    rows = [replace(r, corpus="nocorpus") for r in clean_rows()]
+    with pytest.raises(ConfigError, match="no corpus card for 'nocorpus'"):
+        audit_target(str(write(tmp_path, rows)), None, params)
+
+
 def test_severity_from_params_turns_a_blocking_failure_into_a_warning(tmp_path):
     params = Params(audit=AuditConfig(severity={"manifest.speaker_disjoint_splits": "warning"}))
     result = audit_target(str(write(tmp_path, edit(clean_rows(), CLIP, split="test"))), None, params)

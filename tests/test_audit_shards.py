@@ -161,8 +161,8 @@ def many_quarantined(root: Path) -> None:
 
 # expectation id -> (defect applied to a clean root, id the failure must name, other ids it may also trip)
 DEFECTS: dict[str, tuple[Callable[[Path], None], str, set[str]]] = {
-    "shards.stats_complete": (drop_face_ratio, CLIP, set()),
-    "shards.key_unique": (duplicate_key, CLIP, set()),
+    "shards.fields_complete": (drop_face_ratio, CLIP, set()),
+    "shards.clip_id_unique": (duplicate_key, CLIP, set()),
     "shards.split_valid": (lambda r: all_samples_of_speaker(r, "s5", split="dev"), "synthtalk/s5/clip00", set()),
     "shards.speaker_disjoint_splits": (lambda r: edit_sample(r, VAL_CLIP, speaker="s1"), VAL_CLIP, set()),
     "shards.emotion_in_vocabulary": (lambda r: edit_sample(r, CLIP, emotion="bored"), CLIP, set()),

@@ -14,6 +14,9 @@ Decisions recorded here because the tables alone do not settle them:
 - Label distribution. Training needs every class it will be evaluated on: the train split must
   contain every emotion label that appears in val or test.
 - Speaker identity is (corpus, speaker): two corpora may both number their speakers "s1".
+- Which corpora must carry transcripts / emotion labels is read from their corpus cards
+  (``has_transcripts`` / ``has_emotions`` in datasets/*.yaml), not repeated in params; a corpus
+  without a card is a ConfigError (the pipeline only knows corpora by their cards).
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ from imagintalk.audits.gx_session import ExpectationSpec, GXSession, SuiteSpec, 
 from imagintalk.audits.results import Offender, SuiteResult
 from imagintalk.audits.targets import ManifestTables, ShardTables
 from imagintalk.config import AUDIT_SEVERITY_DEFAULTS, Params
+from imagintalk.corpora.cards import load_card
 from imagintalk.corpora.manifest import SPLITS
 from imagintalk.emotions import EMOTIONS
 
 E = gx.expectations
 MANIFEST_REQUIRED = ("clip_id", "corpus", "speaker", "split", "video_path", "duration_s", "fps",
                      "sample_rate", "sha256")
-SHARD_REQUIRED = ("clip_id", "split", "speaker", "duration_s", "n_frames", "face_ratio", "lip_sharpness",
+SHARD_REQUIRED = ("key", "split", "speaker", "duration_s", "n_frames", "face_ratio", "lip_sharpness",
                   "lip_brightness", "audio_rms", "clipping_ratio", "silence_ratio", "av_mismatch_s",
                   "units_per_s", "codes_shape", "mel_frames")
 
@@ -109,12 +113,13 @@ def manifest_clip_suite(clips: pd.DataFrame, params: Params) -> SuiteSpec:
     b.add("manifest.sample_rate_sufficient",
           f"source sample rate >= {cfg.min_source_sample_rate} Hz (resampled to {params.media.sample_rate})",
           E.ExpectColumnValuesToBeBetween, column="sample_rate", min_value=cfg.min_source_sample_rate)
-    b.add("manifest.transcript_present", "a transcript for every clip of a corpus that has text",
+    cards = {c: load_card(c) for c in sorted(set(frame["corpus"].dropna().astype(str)))}
+    b.add("manifest.transcript_present", "a transcript for every clip of a corpus whose card has text",
           E.ExpectColumnValuesToNotBeNull, column="transcript_text", detail=("corpus",),
-          **b.where(_in("corpus", cfg.text_corpora)))
-    b.add("manifest.emotion_present", "an emotion label for every clip of a labelled corpus",
+          **b.where(_in("corpus", [c for c, card in cards.items() if card.has_transcripts])))
+    b.add("manifest.emotion_present", "an emotion label for every clip of a corpus whose card has labels",
           E.ExpectColumnValuesToNotBeNull, column="emotion", detail=("corpus",),
-          **b.where(_in("corpus", cfg.labelled_corpora)))
+          **b.where(_in("corpus", [c for c, card in cards.items() if card.has_emotions])))
     return b.suite
 
 
@@ -239,13 +244,11 @@ def _with_common_columns(table: pd.DataFrame, required: tuple[str, ...]) -> pd.D
 def _add_common(b: _Builder, prefix: str) -> None:
     """Clip-level expectations shared by the manifest and the shards (same ids under each prefix)."""
     frame = b.suite.frame
-    key = "clip id" if prefix == "manifest" else "sample key"
     train_labels = sorted(set(frame.loc[frame["split"] == "train", "emotion"].dropna().astype(str)))
-    b.add(f"{prefix}.{'fields_complete' if prefix == 'manifest' else 'stats_complete'}",
-          "every required field is present", E.ExpectColumnValuesToBeInSet, column="missing_fields",
-          value_set=[""])
-    b.add(f"{prefix}.{'clip_id_unique' if prefix == 'manifest' else 'key_unique'}", f"each {key} is unique",
-          E.ExpectColumnValuesToBeUnique, column="clip_id")
+    b.add(f"{prefix}.fields_complete", "every required field is present", E.ExpectColumnValuesToBeInSet,
+          column="missing_fields", value_set=[""])
+    b.add(f"{prefix}.clip_id_unique", "each clip id is unique", E.ExpectColumnValuesToBeUnique,
+          column="clip_id")
     b.add(f"{prefix}.split_valid", f"split is one of {list(SPLITS)}", E.ExpectColumnValuesToBeInSet,
           column="split", value_set=list(SPLITS))
     b.add(f"{prefix}.speaker_disjoint_splits", "no speaker appears in two splits (unseen-speaker protocol)",

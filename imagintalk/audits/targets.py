@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
+from tqdm import tqdm
 
 from imagintalk import storage
 from imagintalk.config import StorageConfig
@@ -27,7 +28,7 @@ from imagintalk.shards.record import key_to_clip_id
 
 SIDECAR_SUFFIX = ".stats.json"
 # Per-sample fields of a stats sidecar (the shard writer's contract); a sample lacking one of these
-# fails shards.stats_complete rather than silently passing the range checks (GX skips nulls).
+# fails shards.fields_complete rather than silently passing the range checks (GX skips nulls).
 SAMPLE_FIELDS = ("key", "split", "speaker", "emotion", "duration_s", "n_frames", "face_ratio",
                  "lip_sharpness", "lip_brightness", "audio_rms", "clipping_ratio", "silence_ratio",
                  "av_mismatch_s", "units_per_s", "codes_shape", "mel_frames")
@@ -75,9 +76,11 @@ def quarantine_frame(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(QUARANTINE_COLUMNS))
 
 
-def load_shard_tables(root: str, cfg: StorageConfig | None = None,
-                      verify_sha256: bool = True) -> ShardTables:
+def load_shard_tables(root: str, cfg: StorageConfig | None = None, verify_sha256: bool = True,
+                      max_listed: int = 10) -> ShardTables:
     """Read the index, the quarantine list, every sidecar and every tar's member list under ``root``.
+
+    ``max_listed`` caps the keys named per short shard (a lost tail can be thousands of clips).
 
     Raises CorpusLayoutError when ``root`` has no index.json (not a shard root) or a JSON file
     cannot be parsed: those are not data-quality findings but an unusable target.
@@ -94,7 +97,8 @@ def load_shard_tables(root: str, cfg: StorageConfig | None = None,
 
     sample_rows: list[dict[str, Any]] = []
     shard_rows: list[dict[str, Any]] = []
-    for sidecar_url in storage.glob(storage.join(root, "*", "*", f"*{SIDECAR_SUFFIX}"), cfg):
+    sidecars = storage.glob(storage.join(root, "*", "*", f"*{SIDECAR_SUFFIX}"), cfg)
+    for sidecar_url in tqdm(sidecars, desc="audit: read shards", unit="shard"):
         sidecar = _read_json(sidecar_url, cfg)
         if not isinstance(sidecar, dict) or not isinstance(sidecar.get("samples"), list):
             raise CorpusLayoutError(sidecar_url, "stats sidecar must be an object with a 'samples' list")
@@ -109,7 +113,7 @@ def load_shard_tables(root: str, cfg: StorageConfig | None = None,
             "n_samples": _as_int(sidecar.get("n_samples")), "listed_samples": len(keys),
             "tar_samples": len(tar_keys), "sidecar_sha256": sidecar.get("sha256"), "tar_sha256": tar_sha,
             "index_sha256": indexed_hashes.get(shard),
-            "missing_keys": ", ".join(missing),
+            "missing_keys": _listing(missing, max_listed),
         })
         for sample, clip_id in zip(sidecar["samples"], keys, strict=True):
             row = {f: sample.get(f) for f in SAMPLE_FIELDS}
@@ -212,6 +216,11 @@ class _HashingReader:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+
+def _listing(items: list[str], limit: int) -> str:
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def _member_key(name: str) -> str:
