@@ -6,7 +6,8 @@ clips per CPU-second of this process (all its threads), so the figure does not d
 cores the machine lends us. Goal: preprocessing ≥ 0.5× decode-only per core. A stage breakdown
 shows where the time goes.
 
-    .venv/bin/python benchmarks/bench_preprocess.py [--clips 6] [--frames 75] [--manifest M.parquet]
+    .venv/bin/python benchmarks/bench_preprocess.py [--clips 6] [--frames 75] [--size 160]
+                                                    [--manifest M.parquet]
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ TEXTS = ("set blue at a one now", "place green by d two soon", "lay red with f t
          "bin white in g four please", "set red at b five now", "place blue with h six again")
 
 
-def sample_rows(root: Path, n: int, frames: int) -> list[ManifestRow]:
+def sample_rows(root: Path, n: int, frames: int, size: int) -> list[ManifestRow]:
     rows = []
     for i in range(n):
         path = root / f"clip{i}.mp4"
-        write_talking_clip(path, PHOTOS[i % len(PHOTOS)], TEXTS[i % len(TEXTS)], n_frames=frames, seed=i)
+        write_talking_clip(path, PHOTOS[i % len(PHOTOS)], TEXTS[i % len(TEXTS)], n_frames=frames, seed=i,
+                           size=size)
         rows.append(ManifestRow(f"bench/s{i}/c{i}", "bench", f"s{i}", "train", str(path), None, TEXTS[i % len(TEXTS)],
                                 None, None, frames / 25, 25.0, 16000, f"{i:064d}"))
     return rows
@@ -84,6 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=6)
     ap.add_argument("--frames", type=int, default=75, help="frames per generated clip (75 = 3 s)")
+    ap.add_argument("--size", type=int, default=160, help="frame side of generated clips (SynthTalk: 160)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--manifest", type=Path, help="benchmark the first --clips rows of this manifest instead")
     args = ap.parse_args()
@@ -93,7 +96,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
         rows = (read_manifest(args.manifest)[: args.clips] if args.manifest
-                else sample_rows(Path(tmp), args.clips, args.frames))
+                else sample_rows(Path(tmp), args.clips, args.frames, args.size))
         preprocess_clip(rows[0], params)  # load dlib models, warm caches
         video_s = args.repeat * sum(len(read_clip(r.video_path, r.audio_path).frames) / 25 for r in rows)
         n = args.repeat * len(rows)
@@ -102,6 +105,7 @@ def main() -> None:
         parts = breakdown(rows, params)
 
     print(f"clips: {len(rows)} x {args.repeat} passes, {video_s / n:.2f} s each, "
+          f"{'from ' + str(args.manifest) if args.manifest else f'{args.size}x{args.size} px'}, "
           f"descriptor_frames={params.face.descriptor_frames}, detect_every={params.face.detect_every}")
     print(f"decode-only   : {n / dw:7.2f} clips/s wall  {n / dc:7.2f} clips/CPU-s  "
           f"{video_s / dc:7.1f} video-s/CPU-s")

@@ -87,7 +87,9 @@ class FaceConfig(Section):
     detector: str = Field("dlib", pattern="^dlib$")  # FaceDetector backend
     detect_every: int = Field(10, ge=1)   # key-frame interval for dlib detection
     upsample: int = 0               # dlib HOG upsampling; 1 for small faces
-    detect_max_side: int = 360      # larger frames are downscaled for HOG detection only (~80 px faces)
+    # Frames larger than this (longest side) are downscaled for HOG detection only; HOG needs faces
+    # of ~80 px, so 640 keeps a 1080p talking head (face ~1/3 of the height) at ~120 px.
+    detect_max_side: int = 640
     smooth_window: int = 5          # frames for landmark smoothing
     roi_size: int = 96
     face_size: int = 150            # dlib descriptor chip

@@ -107,8 +107,7 @@ def to_gray(frames: np.ndarray) -> np.ndarray:
 
 def detect_scaled(det: FaceDetector, img: np.ndarray, max_side: int) -> list[Box]:
     """Detect on a copy whose longest side is at most ``max_side`` (HOG's cost grows with the
-    pixel count; a face in a 720p frame is still ~100 px at 360), boxes in full-frame pixels.
-    Landmarks then run at full resolution inside the box."""
+    pixel count), boxes in full-frame pixels. Landmarks then run at full resolution in the box."""
     h, w = img.shape[:2]
     scale = max_side / max(h, w)
     if scale >= 1.0:
