@@ -63,6 +63,36 @@ def lip_stats(lips: np.ndarray) -> dict[str, float]:
     return {"lip_sharpness": float(np.mean(sharp)), "lip_brightness": float(lips.mean())}
 
 
+@dataclass
+class VisualFeatures:
+    """What the model sees of a clip: the same for training (shards) and inference (speak/serve)."""
+
+    lips: np.ndarray            # uint8 T×96×96
+    face: np.ndarray            # uint8 150×150×3
+    identity: np.ndarray        # float32 (128,)
+    mouth_open: np.ndarray      # float32 (T,)
+    face_ratio: float
+
+
+def preprocess_frames(frames: np.ndarray, params: Params, path: str | None = None,
+                      detector: FaceDetector | None = None) -> VisualFeatures:
+    """25 fps RGB frames -> mouth ROIs, aligned face, identity, mouth opening.
+
+    Raises FaceError naming ``path`` when the face is found on fewer than ``face.min_face_ratio``
+    of the frames (no face at all, or lost for most of the clip).
+    """
+    fcfg = params.face
+    gray = to_gray(frames)
+    track = track_faces(gray, fcfg, detector or make_detector(fcfg))
+    if not track.any_found:
+        raise FaceError(path, "no face found")
+    if track.face_ratio < fcfg.min_face_ratio:
+        raise FaceError(path, f"face found on {track.face_ratio:.0%} of frames (min {fcfg.min_face_ratio:.0%})")
+    chip, identity = identity_embedding(frames, track, fcfg)
+    return VisualFeatures(make_mouth_rois(gray, track, fcfg), chip, identity, mouth_opening(track),
+                          track.face_ratio)
+
+
 def preprocess_clip(row: ManifestRow, params: Params, detector: FaceDetector | None = None) -> ClipFeatures:
     """Read the row's clip and compute lips, face, identity, mouth opening, audio, mel and stats.
 
@@ -70,7 +100,7 @@ def preprocess_clip(row: ManifestRow, params: Params, detector: FaceDetector | N
     ``media.max_av_mismatch_frames``, or silent audio) and FaceError (face found on fewer than
     ``face.min_face_ratio`` of the frames).
     """
-    media, fcfg, acfg = params.media, params.face, params.audio
+    media, acfg = params.media, params.audio
     if acfg.sample_rate != media.sample_rate:
         raise ConfigError("audio.sample_rate", f"{acfg.sample_rate} differs from media.sample_rate "
                                                f"{media.sample_rate}")
@@ -81,18 +111,13 @@ def preprocess_clip(row: ManifestRow, params: Params, detector: FaceDetector | N
         raise AudioQualityError(row.audio_path or row.video_path,
                                 f"silent audio (rms {a_stats['audio_rms']:.1e} < {acfg.silence_rms:g})")
 
-    gray = to_gray(clip.frames)
-    track = track_faces(gray, fcfg, detector or make_detector(fcfg))
-    if track.face_ratio < fcfg.min_face_ratio or not track.any_found:
-        raise FaceError(row.video_path, f"face found on {track.face_ratio:.0%} of frames "
-                                        f"(min {fcfg.min_face_ratio:.0%})")
-    lips = make_mouth_rois(gray, track, fcfg)
-    chip, identity = identity_embedding(clip.frames, track, fcfg)
+    visual = preprocess_frames(clip.frames, params, row.video_path, detector)
+    lips = visual.lips
     mel = log_mel(clip.audio, acfg).astype(np.float16)
 
     n = len(clip.frames)
     stats = {
-        "face_ratio": track.face_ratio,
+        "face_ratio": visual.face_ratio,
         **lip_stats(lips),
         **a_stats,
         "av_mismatch_s": float(clip.av_mismatch_s),
@@ -101,8 +126,8 @@ def preprocess_clip(row: ManifestRow, params: Params, detector: FaceDetector | N
         "source_duration_s": float(row.duration_s),
     }
     return ClipFeatures(
-        clip_id=row.clip_id, lips=lips, face=chip, identity=identity, mouth_open=mouth_opening(track),
-        face_ratio=track.face_ratio, audio=clip.audio, mel=mel,
+        clip_id=row.clip_id, lips=lips, face=visual.face, identity=visual.identity,
+        mouth_open=visual.mouth_open, face_ratio=visual.face_ratio, audio=clip.audio, mel=mel,
         emotion={"label": row.emotion, "intensity": row.intensity, "probs": None},
         fps=clip.fps, av_mismatch_s=float(clip.av_mismatch_s), stats=stats,
     )
