@@ -146,10 +146,12 @@ def shard_sample_suite(samples: pd.DataFrame, params: Params) -> SuiteSpec:
     min_face = params.face.min_face_ratio
     b.add("shards.face_ratio_min", f"face found on >= {min_face:.0%} of frames",
           E.ExpectColumnValuesToBeBetween, column="face_ratio", min_value=min_face, max_value=1.0)
-    b.add("shards.lip_sharpness_range", "mouth-crop sharpness (variance of Laplacian) in range",
+    b.add("shards.lip_sharpness_range",
+          f"mouth-crop sharpness (variance of Laplacian) in [{cfg.min_lip_sharpness:g}, {cfg.max_lip_sharpness:g}]",
           E.ExpectColumnValuesToBeBetween, column="lip_sharpness", min_value=cfg.min_lip_sharpness,
           max_value=cfg.max_lip_sharpness)
-    b.add("shards.lip_brightness_range", "mouth-crop mean brightness in range",
+    b.add("shards.lip_brightness_range",
+          f"mouth-crop mean brightness in [{cfg.min_lip_brightness:g}, {cfg.max_lip_brightness:g}]",
           E.ExpectColumnValuesToBeBetween, column="lip_brightness", min_value=cfg.min_lip_brightness,
           max_value=cfg.max_lip_brightness)
     b.add("shards.audio_rms_min", f"audio RMS >= {params.audio.silence_rms} (not silent)",
