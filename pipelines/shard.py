@@ -65,7 +65,9 @@ class ShardSummary:
     content_hash: str
     workers: int
     used_ray: bool
-    seconds: float
+    seconds: float            # whole stage
+    process_s: float = 0.0    # from the start of preprocessing to the last clip
+    first_clip_s: float = 0.0  # ... to the first clip back (worker start-up: Ray, imports, tokenizers)
 
     def summary_line(self) -> str:
         return (f"shard: {self.clips_ok} clips ok, {self.quarantined} quarantined, "
@@ -115,9 +117,11 @@ def shard_manifest(manifest: Path, out: str, workers: int | None = None, params:
     log.info("shard: %d clips in %d shards, %d complete, %d clips to process (%s)", len(rows),
              len(specs), skipped, len(todo), f"Ray x{workers}" if use_ray else "in-process")
 
+    timer = _FirstItemTimer()
     outcomes = (_run_ray(todo, workers, params, blobs) if use_ray else (processor(r) for r in todo))
-    for spec, results in _complete_shards(pending, outcomes, total=len(todo)):
+    for spec, results in _complete_shards(pending, timer.watch(outcomes), total=len(todo)):
         sidecars[spec.tar_path] = _write(out, spec, results, by_id, versions, params)
+    process_s = time.perf_counter() - timer.start
     remove_stale_shards(out, specs, scfg)
 
     ordered = [sidecars[s.tar_path] for s in specs]
@@ -128,6 +132,7 @@ def shard_manifest(manifest: Path, out: str, workers: int | None = None, params:
         quarantined=index["n_quarantined"], processed=len(todo), shards_written=len(pending),
         shards_skipped=skipped, hours=index["hours"], content_hash=index["content_hash"],
         workers=workers, used_ray=use_ray, seconds=time.perf_counter() - started,
+        process_s=process_s, first_clip_s=timer.first_s,
     )
 
 
@@ -163,6 +168,20 @@ def fit_tokenizers(manifest: Path, rows: Sequence[ManifestRow], out: str, params
     return blobs
 
 
+class _FirstItemTimer:
+    """Time to the first item of a stream: separates worker start-up from throughput."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first_s = 0.0
+
+    def watch(self, items: Iterator[ClipOutcome]) -> Iterator[ClipOutcome]:
+        for i, item in enumerate(items):
+            if i == 0:
+                self.first_s = time.perf_counter() - self.start
+            yield item
+
+
 def _wants_ray(workers: int) -> bool:
     """Ray for more than one worker, for a cluster (RAY_ADDRESS), or when the caller started Ray;
     one local worker runs in-process (no ~30 s Ray start-up for small jobs and tests)."""
@@ -193,7 +212,7 @@ def _run_ray(rows: Sequence[ManifestRow], workers: int, params: Params,
         ctx.enable_progress_bars = False  # our own tqdm counts clips
         ds = ray.data.from_items([manifest_row_dict(r) for r in rows], override_num_blocks=len(rows))
         ds = ds.map(RayClipMapper, concurrency=workers, num_cpus=1, fn_constructor_kwargs={
-            "params_json": params.model_dump_json(), "tokenizer_blobs": blobs})
+            "params": params, "tokenizer_blobs": blobs})
         for row in ds.iter_rows():
             yield ClipOutcome.from_row(row)
     finally:

@@ -141,8 +141,15 @@ class ClipProcessor:
 class RayClipMapper:
     """Ray Data actor wrapper: rows are plain dicts (``asdict(ManifestRow)``) in and out."""
 
-    def __init__(self, params_json: str, tokenizer_blobs: dict[str, bytes]):
-        self.processor = ClipProcessor(Params.model_validate_json(params_json), tokenizer_blobs)
+    def __init__(self, params: Params, tokenizer_blobs: dict[str, bytes], threads: int = 1):
+        # One clip per actor at a time, one CPU per actor: library thread pools (torch, OpenCV)
+        # sized to the machine would make the actors fight over cores instead of adding up.
+        import cv2
+        import torch
+
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+        self.processor = ClipProcessor(params, tokenizer_blobs)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         return self.processor(ManifestRow(**{k: row[k] for k in ManifestRow.__dataclass_fields__})).to_row()
