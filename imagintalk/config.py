@@ -54,7 +54,7 @@ class SynthConfig(Section):
     audio_gain: float = 0.75              # fixed gain: keeps espeak's loud prosody below clipping
     noise_floor: float = 3e-4             # white-noise std: no digitally silent samples
     # Animation, in units of the inter-ocular distance (IOD) unless named otherwise.
-    mouth_open_max: float = 0.42          # inner-lip gap of the most open viseme
+    mouth_open_max: float = 0.32          # inner-lip gap of the most open viseme
     coarticulation_s: float = 0.03        # Gaussian smoothing of viseme targets
     blink_rate_hz: float = 0.3
     head_rotation_deg: float = 2.5        # amplitude of slow head roll
@@ -198,6 +198,7 @@ class TrainConfig(Section):
     # Stage versions the dependent stages build on: "latest", a version number or "@alias".
     pins: dict[str, str] = Field(default_factory=dict)
     run_suffix: str = ""            # appended to the Ray run name to force a fresh run
+    val_batches: int = 8            # val-split batches scored after training (model card metrics)
 
 
 class GateMetric(Section):
@@ -332,6 +333,22 @@ class AuditConfig(Section):
         return {**AUDIT_SEVERITY_DEFAULTS, **value}
 
 
+class SpeakConfig(Section):
+    """`imagintalk speak` and the serving endpoint: what input is accepted."""
+
+    min_duration_s: float = 0.5
+    max_duration_s: float = 60.0
+    extensions: list[str] = Field(default_factory=lambda: [".mp4", ".mov", ".webm", ".mkv", ".avi", ".mpg"])
+
+
+class ServeConfig(Section):
+    max_request_bytes: int = 50_000_000
+    max_duration_s: float = 30.0
+    max_batch_size: int = 4
+    batch_wait_timeout_s: float = 0.05
+    replicas: int = 1
+
+
 class Params(Section):
     media: MediaConfig = MediaConfig()
     synth: SynthConfig = SynthConfig()
@@ -346,6 +363,8 @@ class Params(Section):
     audit: AuditConfig = AuditConfig()
     pipeline: PipelineConfig = PipelineConfig()
     eval: EvalConfig = EvalConfig()
+    speak: SpeakConfig = SpeakConfig()
+    serve: ServeConfig = ServeConfig()
     train: TrainConfig = TrainConfig()
     promote: PromoteConfig = PromoteConfig()
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,101 @@
+"""Video in, speech out: the one inference path behind `imagintalk speak` and the HTTP endpoint.
+
+Loads the registered composite (``models:/imagintalk@champion`` by default) and checks each input
+before the model sees it, so every refusal is one line naming the file: unreadable, too short or
+too long, no face, face lost for most of the clip, no champion registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imagintalk.config import Params
+from imagintalk.errors import ConfigError, ImaginTalkError, MediaError
+from imagintalk.media import probe
+
+
+@dataclass
+class Speech:
+    audio: np.ndarray       # float32 mono
+    sample_rate: int
+
+
+def check_video(path: str | Path, min_s: float, max_s: float) -> float:
+    """Probe ``path``; return its duration or raise MediaError with the reason."""
+    info = probe(path)
+    if not info.has_video:
+        raise MediaError(path, "no video stream")
+    if info.duration_s < min_s:
+        raise MediaError(path, f"clip too short ({info.duration_s:.2f}s < {min_s:g}s)")
+    if info.duration_s > max_s:
+        raise MediaError(path, f"clip too long ({info.duration_s:.1f}s > {max_s:g}s limit)")
+    return info.duration_s
+
+
+class Speaker:
+    """A loaded composite model; ``speak(path)`` generates the speech of one video."""
+
+    def __init__(self, model_uri: str, params: Params):
+        import mlflow
+        import mlflow.pyfunc
+        from mlflow.exceptions import MlflowException
+
+        from imagintalk.settings import get_settings
+
+        mlflow.set_tracking_uri(get_settings().mlflow_tracking_uri)
+        mlflow.set_registry_uri(get_settings().mlflow_tracking_uri)
+        try:
+            self.pyfunc = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+        except MlflowException as exc:
+            reason = ("no champion registered: run `make demo` or train, evaluate and `imagintalk promote`"
+                      if "champion" in model_uri else f"model not found ({exc.error_code})")
+            raise ConfigError(model_uri, reason) from exc
+        self.model_uri = model_uri
+        self.params = params
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.pyfunc.model.cfg.vocab.sample_rate)
+
+    def speak(self, path: str | Path, max_duration_s: float | None = None) -> Speech:
+        """One clip; a refusal raises its typed error."""
+        result = self.speak_batch([str(path)], max_duration_s)[0]
+        if isinstance(result, ImaginTalkError):
+            raise result
+        return Speech(audio=result, sample_rate=self.sample_rate)
+
+    def speak_batch(self, paths: list[str], max_duration_s: float | None = None) -> list[np.ndarray | ImaginTalkError]:
+        """Preprocess each clip (a refused clip yields its error, the others go on), then generate the
+        accepted ones in one padded batch."""
+        import torch
+
+        from imagintalk.registry.composite import video_inputs
+
+        cfg = self.params.speak
+        results: list[np.ndarray | ImaginTalkError | None] = [None] * len(paths)
+        accepted = []
+        for i, path in enumerate(paths):
+            try:
+                check_video(path, cfg.min_duration_s, max_duration_s or cfg.max_duration_s)
+                accepted.append((i, video_inputs(path, self.pyfunc.params)))
+            except ImaginTalkError as exc:
+                results[i] = exc
+        if accepted:
+            t_max = max(x.n_frames for _, x in accepted)
+            lips = torch.zeros((len(accepted), t_max, *accepted[0][1].lips.shape[1:]))
+            mask = torch.zeros((len(accepted), t_max), dtype=torch.bool)
+            for b, (_, x) in enumerate(accepted):
+                lips[b, : x.n_frames] = torch.from_numpy(x.lips)
+                mask[b, : x.n_frames] = True
+            identity = torch.stack([torch.from_numpy(x.identity) for _, x in accepted])
+            face = torch.stack([torch.from_numpy(x.face) for _, x in accepted])
+            s = self.pyfunc.settings
+            out = self.pyfunc.model.generate(lips, mask, identity, face, torch.full((len(accepted),), -1),
+                                             steps=s.get("steps"), guidance=s.get("guidance"),
+                                             seed=int(s.get("seed", 0)))
+            for b, (i, _) in enumerate(accepted):
+                results[i] = out.waveforms[b, : int(out.lengths[b])].cpu().numpy().astype(np.float32)
+        return results  # type: ignore[return-value]
