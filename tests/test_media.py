@@ -163,3 +163,15 @@ def test_dub_reencodes_webm_input(tmp_path, noise_frames, tone):
             out.mux(p)
     info = probe(dub_video(src, tone[:24000], tmp_path / "out.mp4"))
     assert info.video_codec == "h264" and info.has_audio and abs(info.duration_s - 1.5) < 0.1
+
+
+@pytest.mark.parametrize("n", [32000, 40000, 48000])
+def test_aac_frame_padding_is_trimmed_so_lengths_match(tmp_path, n):
+    """AAC pads its last 1024-sample frame; the decoded audio must still end where the signal did,
+    or every clip whose length is not a multiple of 1024 samples looks out of step with its video."""
+    audio = (0.3 * np.sin(np.arange(n) * 0.05)).astype(np.float32)
+    path = write_mp4(tmp_path / "a.mp4", np.zeros((n // 640, 32, 32, 3), np.uint8), 25, audio)
+    back = read_audio(path)
+    assert len(back) == n
+    assert np.corrcoef(back[1000:-1000], audio[1000:-1000])[0, 1] > 0.999  # no shift from priming
+    assert read_clip(path).av_mismatch_s == 0.0

@@ -25,6 +25,9 @@ def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
             raise MediaError(path, "no audio track")
         stream = c.streams.audio[0]
         start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+        # Decoders emit whole codec frames; the container's stream duration says where the real
+        # signal ends (AAC pads its last 1024-sample frame), so trim to it when it is known.
+        declared = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         for frame in c.decode(stream):
             for out in resampler.resample(frame):
@@ -34,6 +37,8 @@ def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     if not chunks:
         raise MediaError(path, "audio track has no decodable samples")
     audio = np.concatenate(chunks).astype(np.float32, copy=False)
+    if declared is not None:
+        audio = audio[: int(round(declared * sample_rate))]
     lead = int(round(max(start, 0.0) * sample_rate))
     if lead:
         audio = np.concatenate([np.zeros(lead, np.float32), audio])

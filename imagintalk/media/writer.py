@@ -64,9 +64,9 @@ def _encode_audio(out, stream, audio: np.ndarray, sample_rate: int) -> None:
     audio = np.clip(audio.reshape(-1), -1.0, 1.0)
     pts = 0
     for start in range(0, len(audio), frame_size):
-        chunk = audio[start:start + frame_size]
-        if len(chunk) < frame_size:
-            chunk = np.concatenate([chunk, np.zeros(frame_size - len(chunk), np.float32)])
+        # the last frame stays short (AAC accepts a small last frame): padding it would lengthen the
+        # decoded audio by up to 1023 samples and put it out of step with the video
+        chunk = np.ascontiguousarray(audio[start:start + frame_size])
         af = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="fltp", layout="mono")
         af.sample_rate = sample_rate
         af.pts = pts
