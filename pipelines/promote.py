@@ -10,8 +10,10 @@ the deprecated stages: ``champion`` serves, ``previous-champion`` is the one-ste
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -95,9 +97,10 @@ def _move_aliases(c: MlflowClient, name: str, new: str, old: str | None, params:
         c.delete_registered_model_alias(name, cfg.challenger_alias)
 
 
-def promote_model(name: str = "imagintalk", version: str | None = None,
-                  params: Params | None = None) -> PromoteResult:
-    """Make the challenger (or ``version``) the champion if the gate allows; record the decision."""
+def promote_model(name: str = "imagintalk", version: str | None = None, params: Params | None = None,
+                  decision_path: str | Path | None = None) -> PromoteResult:
+    """Make the challenger (or ``version``) the champion if the gate allows; record the decision
+    (and, with ``decision_path``, write it as JSON: the pipeline's record of this step)."""
     params = params or load_params()
     cfg = params.promote
     c = tracking.client()
@@ -106,8 +109,11 @@ def promote_model(name: str = "imagintalk", version: str | None = None,
     new = str(candidate.version)
     old = str(champion.version) if champion is not None else None
     if old == new:
-        return PromoteResult(name, new, version is not None, "already-champion",
+        same = PromoteResult(name, new, version is not None, "already-champion",
                              "this version already is the champion", old)
+        if decision_path is not None:
+            write_decision(same, decision_path)
+        return same
 
     tags = dict(candidate.tags or {})
     decision = compare_metrics(tags, dict(champion.tags or {}) if champion is not None else None, cfg)
@@ -127,4 +133,14 @@ def promote_model(name: str = "imagintalk", version: str | None = None,
     if promoted:
         _move_aliases(c, name, new, old, params)
     _record(c, name, result, decision)
+    if decision_path is not None:
+        write_decision(result, decision_path)
     return result
+
+
+def write_decision(result: PromoteResult, path: str | Path) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body = {**asdict(result), "summary": result.summary_line()}
+    out.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
+    return out

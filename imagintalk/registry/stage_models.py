@@ -26,6 +26,8 @@ from imagintalk.registry.versions import LATEST, RegistryError, all_versions, re
 MODEL_PREFIX = "imagintalk-"
 CARD_FILE = "README.md"
 PRESET_TAG = "model.preset"
+# The full model config of a stage run (the composite rebuilds ImaginTalk from it).
+MODEL_CONFIG_ARTIFACT = "model_config.json"
 
 
 def model_name(stage: str) -> str:

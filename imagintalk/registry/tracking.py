@@ -32,6 +32,8 @@ from imagintalk.settings import get_settings
 
 EXPERIMENT_PREFIX = "imagintalk-"
 INDEX_NAME = "index.json"
+SQLITE_PREFIX = "sqlite:///"
+ARTIFACT_DIR = "mlartifacts"
 # MLflow refuses param values longer than this (it stores them in a fixed-width column).
 _MAX_PARAM_CHARS = 6000
 # log_batch accepts at most this many metrics/params per call.
@@ -60,11 +62,23 @@ def experiment_name(stage: str) -> str:
     return f"{EXPERIMENT_PREFIX}{stage}"
 
 
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Artifacts of a SQLite-backed store live beside the database file, not in whatever the
+    current directory happens to be (MLflow's default, ``./mlruns``); a server decides itself."""
+    if not uri.startswith(SQLITE_PREFIX):
+        return None
+    db = Path(uri.removeprefix(SQLITE_PREFIX)).resolve()
+    return str(db.parent / ARTIFACT_DIR / experiment)
+
+
 def ensure_experiment(name: str, uri: str | None = None) -> str:
     """The id of experiment ``name``, created on first use."""
+    uri = uri or tracking_uri()
     c = client(uri)
     exp = c.get_experiment_by_name(name)
-    return exp.experiment_id if exp is not None else c.create_experiment(name)
+    if exp is not None:
+        return exp.experiment_id
+    return c.create_experiment(name, artifact_location=artifact_location(uri, name))
 
 
 @dataclass(frozen=True)

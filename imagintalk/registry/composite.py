@@ -1,0 +1,117 @@
+"""The composite ``imagintalk`` model: a pyfunc that turns a silent video into speech.
+
+It is assembled from registered stage versions (the refiner = ``imagintalk-error_detector``, the
+face-style adapter + style-DiT = ``imagintalk-style_dit``, the vocoder) plus the codec the shards
+were tokenised with, saved with ``ImaginTalk.save`` and logged as an ``mlflow.pyfunc.PythonModel``
+whose artifacts are that directory and the codec. Its version tags pin every stage version, so
+an evaluation or a rollback always knows exactly which parts it ran.
+
+``predict`` takes a video path, a list of paths, or a DataFrame with a ``video`` column (and an
+optional ``emotion`` column of vocabulary labels), and returns one float32 16 kHz waveform per
+video. The video side reuses the data pipeline's preprocessing (``track_faces``,
+``make_mouth_rois``, ``identity_embedding``): the model sees crops made exactly as in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import torch
+
+from imagintalk.config import Params
+from imagintalk.emotions import EMOTION_INDEX
+
+VIDEO_COLUMN = "video"
+EMOTION_COLUMN = "emotion"
+MODEL_ARTIFACT = "imagintalk"
+CODEC_ARTIFACT = "codec"
+PARAMS_ARTIFACT = "params"
+UNKNOWN_EMOTION = -1
+
+
+@dataclass(frozen=True)
+class VideoInputs:
+    """One clip's model inputs, shaped as the training loader's eval batches."""
+
+    lips: np.ndarray        # float32 T×C×C in [0, 1] (centre crop of the 96×96 ROI)
+    face: np.ndarray        # float32 3×H×W in [0, 1] (aligned chip)
+    identity: np.ndarray    # float32 (128,)
+    n_frames: int
+
+
+def video_inputs(path: str | Path, params: Params) -> VideoInputs:
+    """Read a video at the pipeline's fps and make the lip crops, face chip and identity exactly
+    as the shard step does (raises MediaError / FaceError naming the file)."""
+    from imagintalk.errors import FaceError
+    from imagintalk.media import read_video
+    from imagintalk.preprocess.detector import make_detector
+    from imagintalk.preprocess.face_track import to_gray, track_faces
+    from imagintalk.preprocess.identity import identity_embedding
+    from imagintalk.preprocess.roi import make_mouth_rois
+
+    fcfg, crop = params.face, params.loader.crop
+    frames = read_video(path, fps=params.media.fps).frames
+    gray = to_gray(frames)
+    track = track_faces(gray, fcfg, make_detector(fcfg))
+    if track.face_ratio < fcfg.min_face_ratio or not track.any_found:
+        raise FaceError(path, f"face found on {track.face_ratio:.0%} of frames (min {fcfg.min_face_ratio:.0%})")
+    rois = make_mouth_rois(gray, track, fcfg)
+    chip, identity = identity_embedding(frames, track, fcfg)
+    y, x = (rois.shape[1] - crop) // 2, (rois.shape[2] - crop) // 2  # the loader's eval crop
+    lips = rois[:, y:y + crop, x:x + crop].astype(np.float32) / 255.0
+    face = chip.transpose(2, 0, 1).astype(np.float32) / 255.0
+    return VideoInputs(lips=lips, face=face, identity=identity.astype(np.float32), n_frames=len(lips))
+
+
+def _requests(model_input: Any) -> list[tuple[str, int]]:
+    """(video path, emotion index) per requested clip, from a path, a list or a DataFrame."""
+    if isinstance(model_input, str | Path):
+        return [(str(model_input), UNKNOWN_EMOTION)]
+    if isinstance(model_input, pd.DataFrame):
+        column = VIDEO_COLUMN if VIDEO_COLUMN in model_input.columns else model_input.columns[0]
+        emotions = (model_input[EMOTION_COLUMN] if EMOTION_COLUMN in model_input.columns
+                    else [None] * len(model_input))
+        return [(str(p), EMOTION_INDEX.get(e or "", UNKNOWN_EMOTION) if isinstance(e, str) or e is None
+                 else UNKNOWN_EMOTION) for p, e in zip(model_input[column], emotions, strict=True)]
+    if isinstance(model_input, Sequence):
+        return [(str(p), UNKNOWN_EMOTION) for p in model_input]
+    raise TypeError(f"expected a video path, a list of paths or a DataFrame, got {type(model_input).__name__}")
+
+
+class ImaginTalkModel(mlflow.pyfunc.PythonModel):
+    """The registered ``imagintalk`` pyfunc (see the module doc). ``self.model`` is the loaded
+    :class:`~imagintalk.models.imagintalk.ImaginTalk` for callers that need more than waveforms
+    (the evaluation's ablations)."""
+
+    def load_context(self, context: Any) -> None:
+        from imagintalk.models.imagintalk import ImaginTalk
+
+        self.params = Params.model_validate_json(Path(context.artifacts[PARAMS_ARTIFACT]).read_text())
+        self.settings = dict(context.model_config or {})
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = ImaginTalk.load(context.artifacts[MODEL_ARTIFACT], device=device)
+
+    def generate(self, inputs: VideoInputs, emotion: int = UNKNOWN_EMOTION,
+                 overrides: Mapping[str, Any] | None = None) -> np.ndarray:
+        s = {**self.settings, **dict(overrides or {})}
+        out = self.model.generate(
+            torch.from_numpy(inputs.lips)[None], None, torch.from_numpy(inputs.identity)[None],
+            torch.from_numpy(inputs.face)[None], torch.tensor([emotion]), steps=s.get("steps"),
+            guidance=s.get("guidance"), seed=int(s.get("seed", 0)))
+        return out.waveforms[0, : int(out.lengths[0])].cpu().numpy().astype(np.float32)
+
+    def predict(self, context, model_input, params=None):  # untyped: MLflow infers no signature from hints
+        """One waveform (float32 numpy, model sample rate) per requested video."""
+        return [self.generate(video_inputs(path, self.params), emotion, params)
+                for path, emotion in _requests(model_input)]
+
+
+def load_imagintalk(model_uri: str):
+    """The ``ImaginTalk`` object inside a registered composite (``models:/imagintalk@champion``)."""
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model

@@ -1,0 +1,105 @@
+"""`imagintalk train STAGE`: one Ray Train job per model stage, registered in MLflow.
+
+One function per stage (``train_vocoder``, ``train_unit_bert``, ``train_lip_aligner``,
+``train_error_detector``, ``train_style_dit``), all thin over
+:func:`imagintalk.train.runner.train_and_register`, and :func:`train_stage` that dispatches by name
+(the CLI, DVC and Dagster call it). Order: vocoder, unit_bert and lip_aligner are independent;
+error_detector builds on lip_aligner + unit_bert; style_dit on error_detector.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagintalk.config import Params, load_params
+from imagintalk.errors import ConfigError
+from imagintalk.models.config import ModelConfig
+from imagintalk.registry.versions import RegisteredVersion
+from imagintalk.train.runner import train_and_register
+from imagintalk.train.stages import ORDER
+
+# Metrics shown in the summary line, by preference.
+_SUMMARY_METRICS = ("loss", "val_loss")
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    stage: str
+    version: RegisteredVersion
+    wall_s: float
+
+    def summary_line(self) -> str:
+        m = self.version.metrics
+        shown = ", ".join(f"{k} {m[k]:.4g}" for k in _SUMMARY_METRICS if k in m)
+        steps = int(m.get("train_steps", 0))
+        return (f"trained {self.stage}: {self.version.uri} ({steps} steps{', ' + shown if shown else ''}); "
+                f"data {self.version.data_version[:12]}; {self.wall_s:.0f} s")
+
+
+def _train(stage: str, shards: str, config: str | ModelConfig, storage: str | None,
+           params: Params | None) -> RegisteredVersion:
+    return train_and_register(stage, str(shards), config, storage, params or load_params())
+
+
+def train_vocoder(shards: str, config: str | ModelConfig = "tiny", storage: str | None = None,
+                  params: Params | None = None) -> RegisteredVersion:
+    """Neural vocoder (log-mel → 16 kHz wave) on the shards' audio."""
+    return _train("vocoder", shards, config, storage, params)
+
+
+def train_unit_bert(shards: str, config: str | ModelConfig = "tiny", storage: str | None = None,
+                    params: Params | None = None) -> RegisteredVersion:
+    """Masked LM over audio-derived units."""
+    return _train("unit_bert", shards, config, storage, params)
+
+
+def train_lip_aligner(shards: str, config: str | ModelConfig = "tiny", storage: str | None = None,
+                      params: Params | None = None) -> RegisteredVersion:
+    """Mouth crops → units at 50 Hz."""
+    return _train("lip_aligner", shards, config, storage, params)
+
+
+def train_error_detector(shards: str, config: str | ModelConfig = "tiny", storage: str | None = None,
+                         params: Params | None = None) -> RegisteredVersion:
+    """Error detector + lip-conditioned BERT on the registered aligner and unit BERT
+    (``train.pins`` selects versions; default: newest of the same size and data)."""
+    return _train("error_detector", shards, config, storage, params)
+
+
+def train_style_dit(shards: str, config: str | ModelConfig = "tiny", storage: str | None = None,
+                    params: Params | None = None) -> RegisteredVersion:
+    """Face-style adapter + style-DiT on the registered refiner's c_lip."""
+    return _train("style_dit", shards, config, storage, params)
+
+
+TRAINERS = {"vocoder": train_vocoder, "unit_bert": train_unit_bert, "lip_aligner": train_lip_aligner,
+            "error_detector": train_error_detector, "style_dit": train_style_dit}
+assert tuple(TRAINERS) == ORDER
+
+
+def write_version_file(version: RegisteredVersion, out: str | Path) -> Path:
+    """The registered version as JSON (DVC's output of a training stage; read by register)."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"name": version.name, "version": version.version, "uri": version.uri, "run_id": version.run_id,
+            "data_version": version.data_version, "metrics": version.metrics}
+    path.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def train_stage(stage: str, shards: str, config: str | ModelConfig = "tiny", params: Params | None = None,
+                storage: str | None = None, out: str | Path | None = None) -> TrainSummary:
+    """Train and register one stage by name; the CLI's ``imagintalk train STAGE``. With ``out``,
+    also write the registered version as JSON there (the pipeline's record of this stage)."""
+    fn = TRAINERS.get(stage)
+    if fn is None:
+        raise ConfigError(stage, f"unknown training stage (choose from {', '.join(ORDER)})")
+    params = params or load_params()
+    started = time.time()
+    version = fn(shards, config, storage or params.storage.root, params)
+    if out is not None:
+        write_version_file(version, out)
+    return TrainSummary(stage=stage, version=version, wall_s=time.time() - started)

@@ -1,0 +1,153 @@
+"""Ray Train jobs for real: DDP over 2 CPU workers, checkpoints, a crash and its resume.
+
+Three small Ray jobs of the lip aligner stage share one Ray session: an uninterrupted run (A),
+and a run with a crash injected after its first checkpoint (B) that is then simply rerun. The
+resumed run must continue from the checkpoint's step on exactly the trajectory of A; since B was
+trained from scratch with the same shards and seed, its metrics must also equal A's
+(reproducibility). A bigger all-stages run is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from train_support import tiny_params, tracking_store, write_tiny_shards
+
+from imagintalk.registry import tracking
+from imagintalk.registry.stage_models import model_name
+from imagintalk.registry.versions import all_versions
+from imagintalk.train.runner import HASH_TAG, RUN_TAG, TrainingError, ensure_ray
+from pipelines.train import train_lip_aligner
+
+STEPS, CKPT, FAIL_AT = 6, 3, 5
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for every Ray test of the session (start-up costs seconds per init)."""
+    import ray
+
+    started = not ray.is_initialized()
+    ensure_ray(tiny_params())
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory, ray_session):
+    """Run A (uninterrupted), B (crash before step FAIL_AT), B again (resume); collect results."""
+    root = tmp_path_factory.mktemp("train")
+    shards = write_tiny_shards(root / "shards")
+    with tracking_store(root) as uri:
+        c = tracking.client(uri)
+        params = tiny_params(max_steps=STEPS, checkpoint_every=CKPT)
+        a = train_lip_aligner(shards, "tiny", str(root / "store_a"), params)
+        crash = tiny_params(max_steps=STEPS, checkpoint_every=CKPT, fail_at_step=FAIL_AT)
+        with pytest.raises(TrainingError) as failed:
+            train_lip_aligner(shards, "tiny", str(root / "store_b"), crash)
+        exp = c.get_experiment_by_name(tracking.experiment_name("lip_aligner"))
+        run_b = next(r for r in c.search_runs([exp.experiment_id]) if r.info.status == "FAILED")
+        before_resume = {"status": run_b.info.status, "run_id": run_b.info.run_id,
+                         "curve": tracking.metric_curve(c, run_b.info.run_id, "loss"),
+                         "checkpoints": sorted((root / "store_b" / "train").glob("*/checkpoint_*/state.json"))}
+        before_resume["ckpt_steps"] = [json.loads(p.read_text())["step"] for p in before_resume["checkpoints"]]
+        b = train_lip_aligner(shards, "tiny", str(root / "store_b"), crash)  # the same command, rerun
+        yield {"root": root, "shards": shards, "uri": uri, "a": a, "b": b, "error": failed.value,
+               "before": before_resume, "params": params}
+
+
+def test_killed_job_resumes_from_its_last_checkpoint_on_the_same_loss_curve(jobs):
+    c = tracking.client(jobs["uri"])
+    before, a, b = jobs["before"], jobs["a"], jobs["b"]
+    assert "fail_at_step=5" in str(jobs["error"]) and "resume" in str(jobs["error"])
+    assert before["ckpt_steps"] == [CKPT]                 # crashed after the first checkpoint
+    assert sorted(before["curve"]) == list(range(1, FAIL_AT))
+    assert b.run_id == before["run_id"]                   # the MLflow run is continued, not forked
+    run = c.get_run(b.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["train.resumed"] == "true"
+    curve_a = tracking.metric_curve(c, a.run_id, "loss")
+    curve_b = tracking.metric_curve(c, b.run_id, "loss")
+    assert sorted(curve_a) == sorted(curve_b) == list(range(1, STEPS + 1))
+    for step in curve_a:
+        assert curve_b[step] == pytest.approx(curve_a[step], rel=1e-5, abs=1e-6), step
+    assert curve_a[STEPS] < curve_a[1]                    # it trains
+    assert b.metrics["train_steps"] == STEPS
+
+
+def test_same_shards_and_seed_reproduce_the_metrics(jobs):
+    a, b = jobs["a"], jobs["b"]
+    assert a.data_version == b.data_version
+    for key in ("loss", "unit_acc", "val_loss", "val_unit_acc"):
+        assert b.metrics[key] == pytest.approx(a.metrics[key], rel=1e-5, abs=1e-6), key
+
+
+def test_registered_stage_carries_provenance_and_model_card(jobs):
+    c = tracking.client(jobs["uri"])
+    index = json.loads((Path(jobs["shards"]) / "index.json").read_text())
+    versions = all_versions(c, model_name("lip_aligner"))
+    assert [str(v.version) for v in versions] == ["1", "2"]
+    mv = versions[-1]
+    tags = mv.tags
+    assert tags["data.version"] == index["content_hash"]
+    assert tags["data.codec_version"] == index["codec_version"]
+    assert tags["model.preset"] == "tiny" and tags["git.commit"] and tags["git.dirty"] in ("true", "false")
+    assert index["content_hash"] in mv.description and "## Intended use" in mv.description
+    run = c.get_run(mv.run_id)
+    assert run.data.tags[RUN_TAG] == f"lip_aligner-{index['content_hash'][:12]}-tiny"
+    assert run.data.tags["sys.torch"] and run.data.tags["sys.ray"] and run.data.tags[HASH_TAG]
+    assert run.data.params["train.seed"] == "0" and run.data.params["model.name"] == "tiny"
+    arts = {f.path for f in c.list_artifacts(mv.run_id)}
+    assert {"model_card", "model_config.json"} <= arts
+    module = tracking_load(mv)
+    assert sum(p.numel() for p in module.parameters()) > 0
+
+
+def tracking_load(mv):
+    from imagintalk.registry.stage_models import load_stage_model
+
+    return load_stage_model(f"models:/{mv.name}/{mv.version}")
+
+
+def test_rerun_of_a_finished_job_returns_its_version_without_training(jobs):
+    with tracking_store(jobs["root"]):
+        again = train_lip_aligner(jobs["shards"], "tiny", str(jobs["root"] / "store_a"), jobs["params"])
+    assert again.version == jobs["a"].version and again.run_id == jobs["a"].run_id
+    c = tracking.client(jobs["uri"])
+    assert len(all_versions(c, model_name("lip_aligner"))) == 2
+
+
+@pytest.mark.slow
+def test_every_stage_trains_registers_and_composes_into_a_speaking_model(tmp_path, ray_session):
+    """vocoder, unit_bert, lip_aligner → error_detector → style_dit on Ray, then the composite."""
+    import mlflow.pyfunc
+
+    from imagintalk.preprocess.sample_media import write_talking_clip
+    from pipelines.promote import promote_model
+    from pipelines.register import register_from_stage_files
+    from pipelines.train import train_stage
+
+    shards = write_tiny_shards(tmp_path / "shards")
+    params = tiny_params(max_steps=4, checkpoint_every=2)
+    models = tmp_path / "models"
+    with tracking_store(tmp_path):
+        for stage in ("vocoder", "unit_bert", "lip_aligner", "error_detector", "style_dit"):
+            summary = train_stage(stage, shards, "tiny", params, storage=str(tmp_path / "store"),
+                                  out=models / f"{stage}.json")
+            assert summary.version.metrics["train_steps"] == 4
+        c = tracking.client()
+        ed = c.get_model_version(model_name("error_detector"), "1")
+        assert ed.tags["depends.lip_aligner"] == f"models:/{model_name('lip_aligner')}/1"
+        (tmp_path / "audit").mkdir()
+        (tmp_path / "audit" / "result.json").write_text(json.dumps({"passed": True}))
+        reg = register_from_stage_files(models, shards, tmp_path / "audit", params)
+        assert json.loads((models / "imagintalk.json").read_text())["uri"] == reg.version.uri
+        clip = write_talking_clip(tmp_path / "clip.mp4", n_frames=25)
+        waves = mlflow.pyfunc.load_model("models:/imagintalk@challenger").predict(str(clip.path))
+        assert waves[0].shape == (25 * 640,)
+        for k, v in {"eval.wer": "0.5", "eval.speaker_sim": "0.5"}.items():
+            c.set_model_version_tag("imagintalk", reg.version.version, k, v)
+        assert promote_model("imagintalk", params=params).promoted
