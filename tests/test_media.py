@@ -174,4 +174,4 @@ def test_aac_frame_padding_is_trimmed_so_lengths_match(tmp_path, n):
     back = read_audio(path)
     assert len(back) == n
     assert np.corrcoef(back[1000:-1000], audio[1000:-1000])[0, 1] > 0.999  # no shift from priming
-    assert read_clip(path).av_mismatch_s == 0.0
+    assert abs(read_clip(path).av_mismatch_s) < 1 / 25  # within a frame: only the n/640 rounding
