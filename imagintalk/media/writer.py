@@ -35,7 +35,9 @@ def write_mp4(
             vs = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             vs.width, vs.height = frames.shape[2], frames.shape[1]
             vs.pix_fmt = "yuv420p"
-            vs.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+            # mbtree=0: x264's macroblock-tree rate control gives different bytes from run to run
+            # on the same input here (even on one thread); without it the output is repeatable.
+            vs.options = {"crf": str(crf), "preset": preset, "threads": "1", "x264-params": "mbtree=0"}
             vs.codec_context.flags |= av.codec.context.Flags.bitexact
             as_ = None
             if audio is not None:
