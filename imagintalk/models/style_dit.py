@@ -159,7 +159,10 @@ class StyleDiT(nn.Module):
 
         logits = self(rep(codes), rep(t), rep(mask), rep(conds["lip"]), rep(conds["id"]), rep(conds["emo"]),
                       *(torch.cat(flags[c]) for c in CONDITIONS))
-        logp = F.log_softmax(logits.float(), dim=-1).chunk(reps)
+        logp = F.log_softmax(logits.float(), dim=-1)
+        if reps == 1:
+            return logp
+        logp = logp.chunk(reps)
         out = logp[0]
         for g, lp in zip(guided, logp[1:], strict=True):
             out = out + weights[g] * (logp[0] - lp)
@@ -200,8 +203,12 @@ class StyleDiT(nn.Module):
             t = n_masked.float() / total.float()
             logp = self._guided_logp(codes.view(b, self.levels, n), t, mask, conds, keep, weights).flatten(1, 2)
             if temperature > 0:
-                probs = torch.softmax(logp / temperature, dim=-1)
-                sampled = torch.multinomial(probs.view(-1, self.vocab_size), 1, generator=generator).view(b, size)
+                # Inverse-CDF sampling: one uniform per token (torch.multinomial draws one per
+                # vocabulary entry and dominated the sampler's time on CPU).
+                probs = logp.exp() if temperature == 1.0 else torch.softmax(logp / temperature, dim=-1)
+                cdf = probs.cumsum(dim=-1)
+                u = torch.rand((b, size, 1), generator=generator, device=dev) * cdf[..., -1:]
+                sampled = torch.searchsorted(cdf, u).squeeze(-1).clamp_max(self.vocab_size - 1)
             else:
                 sampled = logp.argmax(-1)
             conf = logp.gather(-1, sampled[..., None]).squeeze(-1)
