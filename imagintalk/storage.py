@@ -97,12 +97,6 @@ def open_file(url: str | Path, mode: str = "rb", cfg: StorageConfig | None = Non
     return fs.open(path, mode)
 
 
-def makedirs(url: str | Path, cfg: StorageConfig | None = None) -> None:
-    """Create a local directory; object stores have no directories, so nothing to do there."""
-    if not is_remote(url):
-        Path(url).mkdir(parents=True, exist_ok=True)
-
-
 def remove(url: str | Path, cfg: StorageConfig | None = None) -> None:
     fs, path = get_fs(url, cfg)
     if fs.exists(path):
@@ -167,23 +161,6 @@ def write_bytes(url: str | Path, data: bytes, cfg: StorageConfig | None = None) 
 
 def write_text(url: str | Path, text: str, cfg: StorageConfig | None = None) -> None:
     write_bytes(url, text.encode("utf-8"), cfg)
-
-
-def put_dir(local_dir: str | Path, url: str | Path, cfg: StorageConfig | None = None) -> None:
-    """Copy the files of a local directory (one level) to ``url``, each published atomically."""
-    for f in sorted(Path(local_dir).iterdir()):
-        if f.is_file():
-            with staged_file(join(url, f.name), cfg) as tmp:
-                tmp.write_bytes(f.read_bytes())
-
-
-def get_dir(url: str | Path, local_dir: str | Path, cfg: StorageConfig | None = None) -> Path:
-    """Download the files directly under ``url`` into ``local_dir``."""
-    local = Path(local_dir)
-    local.mkdir(parents=True, exist_ok=True)
-    for f in glob(join(url, "*"), cfg):
-        (local / posixpath.basename(f)).write_bytes(read_bytes(f, cfg))
-    return local
 
 
 def _gopen_fsspec(url: str, mode: str = "rb", bufsize: int = 8192, **kw: Any) -> IO[bytes]:

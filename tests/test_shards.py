@@ -25,6 +25,7 @@ from imagintalk.shards import (
     read_sidecar,
     write_shard,
 )
+from imagintalk.shards.writer import remove_stale_shards
 
 VERSIONS = {"pipeline_version": PIPELINE_VERSION, "tokenizer_version": "tok1", "codec_version": "codec1"}
 
@@ -158,3 +159,16 @@ def test_index_counts_hours_speakers_and_content_hash_follow_the_shards(tmp_path
         index["content_hash"]
     altered = [dict(sidecars[0], sha256="f" * 64), *sidecars[1:]]
     assert build_index(altered, VERSIONS, "ph")["content_hash"] != index["content_hash"]
+
+
+def test_replanning_with_bigger_shards_removes_the_stale_ones(tmp_path, rng):
+    recs = [make_record(f"c/s/{i}", 4, rng) for i in range(4)]
+    rows = [_row(r.clip_id) for r in recs]
+    for spec in plan_shards(rows, 2, {}):
+        _write(tmp_path, [r for r in recs if r.clip_id in spec.clip_ids], spec)
+    bigger = plan_shards(rows, 4, {})
+    _write(tmp_path, recs, bigger[0])
+    removed = remove_stale_shards(str(tmp_path), bigger)
+    assert removed == ["c/train/train-000001.stats.json", "c/train/train-000001.tar"]
+    assert sorted(p.name for p in (tmp_path / "c/train").iterdir()) == [
+        "train-000000.stats.json", "train-000000.tar"]
