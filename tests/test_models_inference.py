@@ -8,12 +8,15 @@ import torch
 
 from imagintalk.config import Params
 from imagintalk.errors import ConfigError
+from imagintalk.features.audio import log_mel
 from imagintalk.models.batch import random_batch
 from imagintalk.models.codec_decoder import CodecDecoder, ResidualCodebookDecoder
 from imagintalk.models.config import PRESETS, model_config
 from imagintalk.models.imagintalk import ImaginTalk, count_parameters
 from imagintalk.models.style_dit import StyleDiT
 from imagintalk.models.vocoder import GriffinLimVocoder, LogMel
+from imagintalk.tokenizers.codec import KIND as CODEC_KIND
+from imagintalk.tokenizers.codec import ResidualCodec
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -40,8 +43,8 @@ def batch(cfg):
     return random_batch(cfg.vocab, [10, 7], seed=20)
 
 
-class NumpyCodec:
-    """A codec as the data side writes one: numpy in, numpy out, with save/load."""
+class UnsavableCodec:
+    """Decodes (numpy in, numpy out) but cannot be persisted."""
 
     def __init__(self, books: np.ndarray):
         self.books = books
@@ -125,31 +128,44 @@ def test_save_load_round_trip_gives_identical_outputs(model, batch, tmp_path):
         ImaginTalk.load(tmp_path)
 
 
-def test_any_object_with_decode_serves_as_codec(cfg, batch, tmp_path):
+def test_the_data_sides_residual_codec_plugs_in_and_round_trips(cfg, batch, tmp_path):
     books = ResidualCodebookDecoder.random(cfg.vocab, seed=1).codebooks.numpy()
-    codec = NumpyCodec(books)
+    codec = ResidualCodec(books, {"kind": CODEC_KIND, "levels": 8, "codebook_size": 256})
     assert isinstance(codec, CodecDecoder)
     torch.manual_seed(0)
-    np_model = ImaginTalk(cfg, codec)
+    data_model = ImaginTalk(cfg, codec)
     torch.manual_seed(0)
     torch_model = ImaginTalk(cfg, ResidualCodebookDecoder(torch.from_numpy(books)))
-    a = np_model.generate_batch(batch, steps=2, seed=0)
+    a = data_model.generate_batch(batch, steps=2, seed=0)
     b = torch_model.generate_batch(batch, steps=2, seed=0)
-    torch.testing.assert_close(a.mel, b.mel)  # same rule, numpy per clip vs batched torch
+    torch.testing.assert_close(a.mel, b.mel)  # same rule: numpy per clip vs batched torch
+    data_model.save(tmp_path / "m")
+    loaded = ImaginTalk.load(tmp_path / "m")
+    assert isinstance(loaded.codec, ResidualCodec)
+    assert torch.equal(loaded.generate_batch(batch, steps=2, seed=0).waveforms, a.waveforms)
+
     with pytest.raises(TypeError, match="cannot be saved"):
-        np_model.save(tmp_path / "np")
+        ImaginTalk(cfg, UnsavableCodec(books)).save(tmp_path / "np")
     with pytest.raises(TypeError, match="no decode"):
         ImaginTalk(cfg, object())
+
+
+def test_vocoder_log_mel_is_the_data_sides_log_mel(cfg):
+    audio = random_batch(cfg.vocab, [13], seed=22)["audio"][0]
+    ours = LogMel(cfg.vocab)(audio)
+    theirs = log_mel(audio.numpy(), Params().audio)
+    assert ours.shape == (80, 13 * 4) == theirs.shape
+    np.testing.assert_allclose(ours.numpy(), theirs, atol=1e-4)
 
 
 def test_griffin_lim_fallback_inverts_a_log_mel(cfg):
     gl_cfg = cfg.with_updates(vocoder={"kind": "griffin_lim", "griffin_lim_iters": 32})
     audio = random_batch(cfg.vocab, [25], seed=21)["audio"]  # 1 s of a harmonic, drifting pitch
-    log_mel = LogMel(cfg.vocab, gl_cfg.vocoder)
-    mel = log_mel(audio)[:, :, :100]
+    to_mel = LogMel(cfg.vocab)
+    mel = to_mel(audio)
     wave, lengths = GriffinLimVocoder(gl_cfg)(mel)
     assert wave.shape == (1, 16000) and lengths.tolist() == [16000]
-    again = log_mel(wave)[:, :, :100]
+    again = to_mel(wave)
     voiced = mel > np.log(1e-3)
     corr = np.corrcoef(mel[voiced].numpy(), again[voiced].numpy())[0, 1]
     assert corr > 0.9, corr

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from imagintalk.config import Params, load_params
+from imagintalk.config import AudioFeatureConfig, Params, load_params
 from imagintalk.emotions import EMOTIONS
 from imagintalk.errors import ConfigError
 
@@ -45,12 +45,24 @@ class VocabConfig(_Cfg):
     hop_length: int = 160
     f_min: float = 0.0
     f_max: float = 8000.0
+    # Log-mel convention of the data side (imagintalk.features.audio): natural log of the clamped
+    # mel of |X|^power, frame i centred on the middle of samples [hop·i, hop·(i+1)).
+    mel_power: float = 1.0
+    log_floor: float = 1e-5
     lip_size: int = 88
     face_size: int = 112
 
     @property
     def samples_per_frame(self) -> int:
         return self.sample_rate // self.fps
+
+    def audio_config(self, griffin_lim_iters: int = 32) -> AudioFeatureConfig:
+        """The data side's feature config with this vocabulary's framing."""
+        return AudioFeatureConfig(
+            sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,
+            hop_length=self.hop_length, n_mels=self.n_mels, f_min=self.f_min, f_max=self.f_max,
+            power=self.mel_power, log_floor=self.log_floor, griffin_lim_iters=griffin_lim_iters,
+        )
 
 
 class EncoderConfig(_Cfg):
@@ -140,9 +152,6 @@ class VocoderConfig(_Cfg):
     disc_channels: int = 16
     adv_weight: float = 1.0
     fm_weight: float = 2.0
-    # Log-mel convention of the data side's features (natural log of the clamped magnitude^power).
-    mel_power: float = 1.0
-    log_floor: float = 1e-5
     griffin_lim_iters: int = 32
 
 
@@ -222,7 +231,8 @@ def vocab_from_params(params: Params) -> VocabConfig:
     return VocabConfig(
         num_units=params.tokenizer.k, codec_levels=params.codec.levels, codebook_size=params.codec.codebook_size,
         fps=m.fps, sample_rate=m.sample_rate, n_mels=a.n_mels, n_fft=a.n_fft, win_length=a.win_length,
-        hop_length=a.hop_length, f_min=a.f_min, f_max=a.f_max, lip_size=params.loader.crop,
+        hop_length=a.hop_length, f_min=a.f_min, f_max=a.f_max, mel_power=a.power, log_floor=a.log_floor,
+        lip_size=params.loader.crop,
     )
 
 

@@ -1,4 +1,4 @@
-"""Mel → waveform: Griffin-Lim (zero training) and a small Vocos-style neural vocoder.
+"""Mel → waveform: Griffin-Lim (zero training, the data side's) and a small Vocos-style neural vocoder.
 
 The neural vocoder (Siuzdenko et al. 2023, "Vocos") keeps the 100 Hz frame rate throughout: a
 ConvNeXt stack over mel frames predicts a log-magnitude and a phase per STFT bin, and an inverse
@@ -18,25 +18,31 @@ import torchaudio
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from imagintalk.features.audio import griffin_lim
 from imagintalk.models.batch import Batch, frame_mask
-from imagintalk.models.config import ModelConfig, VocabConfig, VocoderConfig
+from imagintalk.models.config import ModelConfig, VocabConfig
 from imagintalk.models.layers import zero_padding
 
 
 class LogMel(nn.Module):
-    """Differentiable log-mel with the data side's framing (natural log of clamped |X|^power)."""
+    """Differentiable log-mel with exactly the data side's framing (imagintalk.features.audio):
+    reflect-pad (n_fft − hop)/2 per side, no torch centring, so N·hop samples give N frames and
+    frame i is centred on the middle of its own hop."""
 
-    def __init__(self, vocab: VocabConfig, cfg: VocoderConfig):
+    def __init__(self, vocab: VocabConfig):
         super().__init__()
-        self.floor = cfg.log_floor
+        self.floor, self.hop = vocab.log_floor, vocab.hop_length
+        self.pad = (vocab.n_fft - vocab.hop_length) // 2
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=vocab.sample_rate, n_fft=vocab.n_fft, win_length=vocab.win_length,
             hop_length=vocab.hop_length, f_min=vocab.f_min, f_max=vocab.f_max, n_mels=vocab.n_mels,
-            power=cfg.mel_power, center=True,
+            power=vocab.mel_power, center=False,
         )
 
     def forward(self, wave: Tensor) -> Tensor:
-        return torch.log(self.mel(wave).clamp_min(self.floor))
+        n = wave.shape[-1] // self.hop
+        x = F.pad(wave[..., : n * self.hop].unsqueeze(-2), (self.pad, self.pad), mode="reflect").squeeze(-2)
+        return torch.log(self.mel(x)[..., :n].clamp_min(self.floor))
 
 
 class ConvNeXtBlock(nn.Module):
@@ -54,14 +60,20 @@ class ConvNeXtBlock(nn.Module):
 
 def _istft_per_sample(spec: Tensor, lengths: Tensor, vocab: VocabConfig, window: Tensor) -> Tensor:
     """Inverse STFT of each sample over its own frames only (so padding never reaches the
-    overlap-add of its last valid frames) → B×S padded waveforms."""
+    overlap-add of its last valid frames) → B×S padded waveforms.
+
+    torch's centred ISTFT puts frame i at sample hop·i; the data side's frame i sits at
+    hop·i + hop/2, so the waveform is delayed by hop/2 to line up with the mel it came from.
+    """
     hop = vocab.hop_length
+    shift = hop // 2
     kw = dict(n_fft=vocab.n_fft, hop_length=hop, win_length=vocab.win_length, window=window, center=True)
     if bool((lengths == spec.shape[-1]).all()):
-        return torch.istft(spec, length=spec.shape[-1] * hop, **kw)
+        n = spec.shape[-1] * hop
+        return F.pad(torch.istft(spec, length=n, **kw), (shift, 0))[:, :n]
     out = spec.real.new_zeros(spec.shape[0], spec.shape[-1] * hop)
     for i, n in enumerate(lengths.tolist()):
-        out[i, : n * hop] = torch.istft(spec[i, :, :n], length=n * hop, **kw)
+        out[i, shift: n * hop] = torch.istft(spec[i, :, :n], length=n * hop, **kw)[: n * hop - shift]
     return out
 
 
@@ -109,7 +121,7 @@ class NeuralVocoder(nn.Module):
         self.final_norm = nn.LayerNorm(c.dim)
         self.out = nn.Linear(c.dim, v.n_fft + 2)
         self.register_buffer("window", torch.hann_window(v.win_length), persistent=False)
-        self.log_mel = LogMel(v, c)
+        self.log_mel = LogMel(v)
         self.discriminator = MultiPeriodDiscriminator(c.disc_periods, c.disc_channels) if c.adversarial else None
 
     def forward(self, mel: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -175,35 +187,24 @@ class NeuralVocoder(nn.Module):
 
 
 class GriffinLimVocoder(nn.Module):
-    """Zero-training fallback: log-mel → linear magnitude (least squares) → Griffin-Lim phase.
-
-    The phase is initialised to zero (``rand_init=False``) so the output is deterministic.
-    """
+    """Zero-training fallback: the data side's Griffin-Lim (least-squares inverse mel, zero-phase
+    start, so deterministic), per clip on the CPU. No parameters, nothing to save."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        v, c = cfg.vocab, cfg.vocoder
-        self.vocab, self.cfg = v, c
-        self.inverse_mel = torchaudio.transforms.InverseMelScale(
-            n_stft=v.n_fft // 2 + 1, n_mels=v.n_mels, sample_rate=v.sample_rate, f_min=v.f_min, f_max=v.f_max)
-        self.griffin_lim = torchaudio.transforms.GriffinLim(
-            n_fft=v.n_fft, n_iter=c.griffin_lim_iters, win_length=v.win_length, hop_length=v.hop_length,
-            power=c.mel_power, rand_init=False)
+        self.vocab = cfg.vocab
+        self.audio_cfg = cfg.vocab.audio_config(cfg.vocoder.griffin_lim_iters)
 
     def forward(self, mel: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         b, _, f = mel.shape
         if lengths is None:
             lengths = torch.full((b,), f, device=mel.device)
         hop = self.vocab.hop_length
-        out = mel.new_zeros(b, f * hop, dtype=torch.float32)
+        out = torch.zeros(b, f * hop)
+        mels = mel.detach().float().cpu().numpy()
         for i, n in enumerate(lengths.tolist()):
-            spec = self.inverse_mel(torch.exp(mel[i, :, :n].float())).clamp_min(0.0)
-            # A centred STFT of n·hop samples has n+1 frames: repeat the last one so that
-            # Griffin-Lim's re-analysis matches the n mel frames exactly.
-            spec = torch.cat([spec, spec[:, -1:]], dim=1)
-            self.griffin_lim.length = n * hop
-            out[i, : n * hop] = self.griffin_lim(spec)
-        return out, lengths * hop
+            out[i, : n * hop] = torch.from_numpy(griffin_lim(mels[i, :, :n], self.audio_cfg))
+        return out.to(mel.device), lengths * hop
 
 
 def build_vocoder(cfg: ModelConfig) -> NeuralVocoder | GriffinLimVocoder:
