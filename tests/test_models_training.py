@@ -6,6 +6,7 @@ random), ``final`` the mean over the last steps of training; each must fall belo
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,35 @@ def test_vocoder_overfits_a_fixed_batch(cfg):
     initial, final, metrics = overfit(build_stage("vocoder", cfg), batch, steps=300)
     assert final < RATIO * initial
     assert metrics["mel_l1"] < 1.5
+
+
+@pytest.mark.slow
+def test_base_preset_trains_every_stage_a_few_steps_and_generates():
+    """The base preset (true ResNet-18 trunk, adversarial vocoder) end to end on CPU."""
+    from imagintalk.models.codec_decoder import ResidualCodebookDecoder
+    from imagintalk.models.imagintalk import ImaginTalk
+
+    cfg = model_config("base", Params())
+    batch = random_batch(cfg.vocab, [5, 4], seed=16)
+    parts: dict[str, torch.nn.Module] = {}
+    for stage in ("vocoder", "unit_bert", "lip_aligner", "error_detector", "style_dit"):
+        torch.manual_seed(0)
+        module = build_stage(stage, cfg, {"lip_aligner": parts.get("lip_aligner"), "unit_bert": parts.get("unit_bert"),
+                                          "refiner": parts.get("refiner")})
+        opt = torch.optim.Adam(trainable_parameters(module), lr=1e-4)
+        losses = []
+        for _ in range(3):
+            loss, _ = module.loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        assert all(np.isfinite(losses)), (stage, losses)
+        parts[stage] = module
+        if stage == "error_detector":
+            parts["refiner"] = module
+    model = ImaginTalk(cfg, ResidualCodebookDecoder.random(cfg.vocab), refiner=parts["refiner"],
+                       face_style=parts["style_dit"].face_style, dit=parts["style_dit"].dit,
+                       vocoder=parts["vocoder"])
+    out = model.generate_batch(batch, steps=4, seed=0, guidance={"lip": 1.0, "id": 1.0, "emo": 1.0})
+    assert out.lengths.tolist() == [3200, 2560] and torch.isfinite(out.waveforms).all()
