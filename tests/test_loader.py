@@ -129,3 +129,20 @@ def test_unknown_split_and_bad_worker_index_are_clear_errors(shard_root, tmp_pat
         make_loader(str(tmp_path), "train", False, LoaderConfig())
     with pytest.raises(ConfigError):
         make_loader(root, "train", True, LoaderConfig(), shard_index=2, num_shards=2)
+
+
+def test_shard_whose_clips_were_all_quarantined_is_not_handed_to_a_worker(tmp_path):
+    rng = np.random.default_rng(2)
+    recs = [make_record(f"c/s/{i}", 4, rng) for i in range(4)]
+    rows = [ManifestRow(r.clip_id, "c", "s", "train", "x", None, None, None, None, 1.0, 25.0, 16000, "0" * 64)
+            for r in recs]
+    sidecars = []
+    for spec in plan_shards(rows, 2, {}):
+        mine = [r for r in recs if r.clip_id in spec.clip_ids and spec.number == 1]
+        bad = [] if mine else [{"clip_id": c, "kind": "face", "reason": "no face"} for c in spec.clip_ids]
+        sidecars.append(write_shard(str(tmp_path), spec, [encode_record(r) for r in mine],
+                                    [record_stats(r) for r in mine], bad, VERSIONS, ShardConfig()))
+    write_index(str(tmp_path), build_index(sidecars, VERSIONS, "ph"), [])
+    parts = [[k for b in make_loader(str(tmp_path), "train", False, LoaderConfig(), s, 2) for k in b["keys"]]
+             for s in range(2)]
+    assert parts == [["c/s/2"], ["c/s/3"]]   # one non-empty shard: split by sample, both get work

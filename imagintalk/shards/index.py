@@ -95,9 +95,14 @@ def read_quarantine(root: str, cfg: StorageConfig | None = None) -> list[dict[st
 
 def shard_urls(root: str, split: str, cfg: StorageConfig | None = None,
                index: dict[str, Any] | None = None) -> list[str]:
-    """Full URLs of the shards of ``split`` listed in the index (all corpora), sorted."""
+    """Full URLs of the non-empty shards of ``split`` listed in the index (all corpora), sorted.
+
+    A shard whose clips were all quarantined stays in the index (it records them) but is left out
+    here: handed to a training worker it would give that worker nothing to do.
+    """
     index = index if index is not None else read_index(root, cfg)
     if split not in index["splits"]:
         raise ConfigError(storage.join(root, INDEX_NAME),
                           f"no split {split!r} (have {sorted(index['splits'])})")
-    return [storage.join(root, *p.split("/")) for p in index["splits"][split]["shards"]]
+    empty = {s["path"] for s in index.get("shards", []) if s.get("n_samples") == 0}
+    return [storage.join(root, *p.split("/")) for p in index["splits"][split]["shards"] if p not in empty]
