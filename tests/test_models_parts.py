@@ -247,3 +247,30 @@ def test_config_takes_the_vocabulary_from_params_and_refuses_unknown_presets():
         model_config("huge", params)
     with pytest.raises(ValueError, match="divisible"):
         cfg.with_updates(style_dit={"dim": 66, "heads": 4})
+
+
+def test_bert_masking_selects_15_percent_of_valid_positions_split_80_10_10(cfg):
+    bert = UnitBert(cfg)
+    units = torch.randint(0, cfg.vocab.num_units, (64, 400))
+    mask = torch.ones_like(units, dtype=torch.bool)
+    mask[:, 300:] = False
+    inputs, selected = bert.mask_units(units, mask, torch.Generator().manual_seed(0))
+    assert not selected[:, 300:].any()
+    assert abs(float(selected[:, :300].float().mean()) - 0.15) < 0.01
+    sel_in, sel_units = inputs[selected], units[selected]
+    masked = float((sel_in == bert.mask_id).float().mean())
+    kept = float((sel_in == sel_units).float().mean())
+    assert abs(masked - 0.8) < 0.02 and abs(kept - 0.1) < 0.02  # ~10 % random (a few hit the same unit)
+    assert torch.equal(inputs[~selected & mask], units[~selected & mask])
+
+
+def test_emotion_smoothing_windows_span_half_a_second(cfg):
+    from imagintalk.models.face_style import smoothing_kernel
+
+    box = smoothing_kernel(cfg.face_style, cfg.vocab.fps)
+    gauss = smoothing_kernel(cfg.face_style.model_copy(update={"smoothing": "gaussian"}), cfg.vocab.fps)
+    for k in (box, gauss):
+        assert k.numel() == 13 and float(k.sum()) == pytest.approx(1.0)
+        assert torch.allclose(k, k.flip(0))
+    assert torch.allclose(box, torch.full((13,), 1 / 13))
+    assert int(gauss.argmax()) == 6 and float(gauss[0]) < float(gauss[6]) / 4
