@@ -11,7 +11,7 @@ import numpy as np
 from imagintalk.config import MediaConfig, SynthConfig
 from imagintalk.media import write_mp4
 from imagintalk.synth.animate import render_clip
-from imagintalk.synth.grammar import sample_sentence
+from imagintalk.synth.grammar import Sentence, sample_sentence
 from imagintalk.synth.identity import Identity, IdentityRecipe, build_identity
 from imagintalk.synth.plan import ClipSpec
 from imagintalk.synth.visemes import MouthTrack, mouth_track
@@ -37,9 +37,13 @@ def cached_identity(recipe: IdentityRecipe, size: int, face_box_fraction: float)
     return build_identity(recipe, size, face_box_fraction)
 
 
-def generate_clip(spec: ClipSpec, root: Path, cfg: SynthConfig, media: MediaConfig) -> ClipResult:
+def generate_clip(spec: ClipSpec, root: Path, cfg: SynthConfig, media: MediaConfig,
+                  sentence: Sentence | None = None) -> ClipResult:
+    """Write one clip; ``sentence`` overrides the drawn one (the draw still happens, so the rest of
+    the clip's randomness is the same either way)."""
     rng = spec.rng()
-    sentence = sample_sentence(rng)
+    drawn = sample_sentence(rng)
+    sentence = sentence or drawn
     sr, fps = media.sample_rate, media.fps
     speech = speak(sentence, spec.speaker.voice, spec.emotion, spec.intensity, sr)
     lead = float(rng.uniform(*cfg.lead_silence_s))

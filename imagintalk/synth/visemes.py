@@ -78,6 +78,7 @@ def mouth_track(phones: tuple[Segment, ...], offset_s: float, n_frames: int, fps
     n = int(np.ceil(n_frames / fps * grid_hz)) + 1
     target = np.zeros((3, n), np.float32)  # rest between and around the words
     closed = np.zeros(n, bool)
+    closures: list[float] = []  # midpoints of bilabials, in seconds
     for seg in phones:
         syms = symbols(seg.label)
         if not syms:
@@ -92,9 +93,13 @@ def mouth_track(phones: tuple[Segment, ...], offset_s: float, n_frames: int, fps
                 # the lips meet in the middle of the closure, not over the whole segment
                 k = (j - i) // 4
                 closed[i + k:j - k] = True
+                closures.append((a + b) / 2 / grid_hz)
     smooth = gaussian_filter1d(target, sigma=coarticulation_s * grid_hz, axis=1, mode="nearest")
     smooth[0, closed] = 0.0
     smooth[0] = gaussian_filter1d(smooth[0], sigma=coarticulation_s * grid_hz / 3, mode="nearest")
     centres = np.round((np.arange(n_frames) + 0.5) / fps * grid_hz).astype(int).clip(0, n - 1)
-    return MouthTrack(smooth[0, centres].clip(0, None), smooth[1, centres], smooth[2, centres].clip(0, 1),
-                      closed[centres])
+    shut = closed[centres]
+    # A /b/ of 30 ms may fall between two frame centres: its frame still shows the lips shut.
+    shut[np.clip((np.asarray(closures) * fps).astype(int), 0, n_frames - 1)] = True
+    opening = np.where(shut, 0.0, smooth[0, centres].clip(0, None)).astype(np.float32)
+    return MouthTrack(opening, smooth[1, centres], smooth[2, centres].clip(0, 1), shut)
