@@ -96,7 +96,7 @@ def shard_manifest(manifest: Path, out: str, workers: int | None = None, params:
     if len(by_id) != len(rows):
         raise ConfigError(manifest, "clip_id is not unique")
 
-    blobs = (read_tokenizer_blobs(tokenizer_dir) if tokenizer_dir
+    blobs = (read_tokenizer_blobs(tokenizer_dir, scfg) if tokenizer_dir
              else fit_tokenizers(Path(manifest), rows, out, params))
     processor = ClipProcessor(params, blobs)  # also the in-process worker; gives the versions
     versions = processor.versions
@@ -156,7 +156,7 @@ def fit_tokenizers(manifest: Path, rows: Sequence[ManifestRow], out: str, params
     have = all(storage.exists(storage.join(tok_url, f), params.storage) for f in TOKENIZER_FILES)
     if have and storage.exists(fit_url, params.storage):
         if storage.read_text(fit_url, params.storage).strip() == sha256_json(record):
-            return read_tokenizer_blobs(tok_url)
+            return read_tokenizer_blobs(tok_url, params.storage)
     with tempfile.TemporaryDirectory(prefix="imagintalk-fit-") as tmp:
         fit_unit_tokenizer(manifest, Path(tmp), params)
         fit_codec(manifest, Path(tmp), params)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from imagintalk import PIPELINE_VERSION
-from imagintalk.config import Params
+from imagintalk.config import Params, StorageConfig
 from imagintalk.corpora.manifest import ManifestRow
 from imagintalk.errors import ImaginTalkError
 from imagintalk.shards.record import ShardRecord, clip_id_to_key, encode_record, to_jsonable
@@ -64,16 +64,16 @@ def tokenizer_files(names: list[str]) -> list[str]:
     return sorted(n for n in names if Path(n).stem in stems)
 
 
-def read_tokenizer_blobs(tokenizer_dir: str | Path) -> dict[str, bytes]:
+def read_tokenizer_blobs(tokenizer_dir: str | Path, cfg: StorageConfig | None = None) -> dict[str, bytes]:
     """All artifact files of a tokenizer directory (local or s3://) as bytes."""
     from imagintalk import storage
     from imagintalk.errors import ConfigError
 
-    names = [u.rstrip("/").rsplit("/", 1)[-1] for u in storage.glob(storage.join(tokenizer_dir, "*"))]
+    names = [u.rstrip("/").rsplit("/", 1)[-1] for u in storage.glob(storage.join(tokenizer_dir, "*"), cfg)]
     missing = [f for f in TOKENIZER_FILES if f not in names]
     if missing:
         raise ConfigError(str(tokenizer_dir), f"missing tokenizer artifacts {missing}")
-    return {n: storage.read_bytes(storage.join(tokenizer_dir, n)) for n in tokenizer_files(names)}
+    return {n: storage.read_bytes(storage.join(tokenizer_dir, n), cfg) for n in tokenizer_files(names)}
 
 
 class ClipProcessor:
