@@ -13,6 +13,7 @@ import json
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,12 @@ class EspeakClient:
         if ctypes.util.find_library("espeak-ng") is None:
             raise ConfigError("libespeak-ng", "not installed (apt-get install espeak-ng, or `make setup`)")
         self._lock = threading.Lock()
+        # stderr to a file, not a pipe: nobody drains it while all is well, and a full pipe would
+        # stall the server mid-corpus.
+        self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
             [sys.executable, "-I", "-S", str(_SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE)
+            stderr=self._stderr)
         header, _ = self._read_reply()
         if not header.get("ok"):
             self.close()
@@ -78,8 +82,8 @@ class EspeakClient:
                 self._proc.stdin.flush()
                 header, pcm = self._read_reply()
             except (BrokenPipeError, EOFError) as exc:
-                err = self._proc.stderr.read().decode(errors="replace")[-300:] if self._proc.stderr else ""
-                raise MediaError(SOURCE, f"synthesis server died ({exc.__class__.__name__}) {err}") from exc
+                raise MediaError(SOURCE, f"synthesis server died ({exc.__class__.__name__}) "
+                                         f"{self._stderr_tail()}") from exc
         if not header.get("ok"):
             raise MediaError(SOURCE, f"{voice.variant}: {header.get('error')}")
         events = tuple(EspeakEvent(int(t), int(s), int(p), str(n)) for t, s, p, _len, n in header["events"])
@@ -98,6 +102,10 @@ class EspeakClient:
             raise EOFError("short sample payload")
         return header, pcm
 
+    def _stderr_tail(self, chars: int = 300) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")[-chars:]
+
     def close(self) -> None:
         if self._proc.poll() is None:
             self._proc.stdin.close()
@@ -106,9 +114,9 @@ class EspeakClient:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        for stream in (self._proc.stdout, self._proc.stderr):
-            if stream:
-                stream.close()
+        if self._proc.stdout:
+            self._proc.stdout.close()
+        self._stderr.close()
 
 
 _client: EspeakClient | None = None

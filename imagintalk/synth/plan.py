@@ -17,7 +17,7 @@ from imagintalk.synth.identity import IdentityRecipe, identity_recipe
 # Alternating male and female variants so neighbouring speakers sound unlike each other.
 VOICE_VARIANTS = ("m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "m7")
 PITCH_RANGE = (35, 65)    # espeak base pitch 0-100
-RATE_RANGE = (125, 160)   # words per minute: GRID sentences of ~2 s, clips of ~2.5-3.5 s
+RATE_RANGE = (135, 170)   # words per minute: GRID sentences of ~2 s, clips of ~2-3.5 s
 GOLDEN = 0.6180339887498949
 
 

@@ -51,7 +51,7 @@ class Prosody:
 EMOTION_PROSODY: dict[str, Prosody] = {
     "neutral": Prosody(pitch=0, range=0, rate=100, volume=0),
     "happy": Prosody(pitch=25, range=60, rate=112, volume=10),
-    "sad": Prosody(pitch=-20, range=-60, rate=76, volume=-35),
+    "sad": Prosody(pitch=-20, range=-60, rate=80, volume=-35),
     "angry": Prosody(pitch=8, range=30, rate=124, volume=35),
     "surprised": Prosody(pitch=40, range=90, rate=98, volume=15),
 }
