@@ -49,8 +49,8 @@ class SynthConfig(Section):
     # Face layout: side of dlib's face box as a fraction of the frame. dlib HOG without upsampling
     # needs a box of ~80 px, so 0.6 of 160 px leaves margin for head motion and mouth crops.
     face_box_fraction: float = Field(0.6, gt=0.3, lt=0.9)
-    lead_silence_s: tuple[float, float] = (0.15, 0.45)   # uniform range before the sentence
-    trail_silence_s: tuple[float, float] = (0.2, 0.5)    # and after it
+    lead_silence_s: tuple[float, float] = (0.1, 0.35)    # uniform range before the sentence
+    trail_silence_s: tuple[float, float] = (0.15, 0.4)   # and after it
     audio_gain: float = 0.75              # fixed gain: keeps espeak's loud prosody below clipping
     noise_floor: float = 3e-4             # white-noise std: no digitally silent samples
     # Animation, in units of the inter-ocular distance (IOD) unless named otherwise.
