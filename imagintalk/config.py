@@ -158,6 +158,10 @@ class ShardConfig(Section):
     workers: int = 1                # Ray Data concurrency; 1 runs in-process unless Ray is up
     jpeg_quality: int = 95          # face.jpg
     tar_mtime: int = 0              # fixed member mtime so identical content gives identical bytes
+    # Library thread pools (torch, OpenCV, BLAS) while a worker processes a clip: one clip per
+    # worker at a time, so parallelism comes from workers; the same count in-process and on Ray
+    # also keeps floating-point reductions, hence the shard bytes, identical.
+    worker_threads: int = Field(1, ge=1)
 
 
 class LoaderConfig(Section):

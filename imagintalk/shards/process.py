@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import pickle
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,29 @@ def read_tokenizer_blobs(tokenizer_dir: str | Path, cfg: StorageConfig | None = 
     return {n: storage.read_bytes(storage.join(tokenizer_dir, n), cfg) for n in tokenizer_files(names)}
 
 
+@contextmanager
+def limited_threads(n: int) -> Iterator[None]:
+    """Size torch's, OpenCV's and the BLAS/OpenMP thread pools to ``n`` for the block, then restore.
+
+    Workers process one clip each and parallelism comes from having several workers, so pools
+    sized to the machine only make them fight over cores; and the same size in-process and on Ray
+    keeps multi-threaded floating-point reductions, hence the shard bytes, the same.
+    """
+    import cv2
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(n)
+    cv2.setNumThreads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+
+
 class ClipProcessor:
     """Callable: ``ManifestRow`` → :class:`ClipOutcome`. Loads the tokenizers once."""
 
@@ -97,7 +122,8 @@ class ClipProcessor:
 
     def __call__(self, row: ManifestRow) -> ClipOutcome:
         try:
-            return self._process(row)
+            with limited_threads(self.params.shards.worker_threads):
+                return self._process(row)
         except ImaginTalkError as exc:
             return ClipOutcome(row.clip_id, False, kind=exc.kind, reason=str(exc))
         except Exception as exc:  # a bug or an unforeseen library error: keep the batch going
@@ -141,14 +167,7 @@ class ClipProcessor:
 class RayClipMapper:
     """Ray Data actor wrapper: rows are plain dicts (``asdict(ManifestRow)``) in and out."""
 
-    def __init__(self, params: Params, tokenizer_blobs: dict[str, bytes], threads: int = 1):
-        # One clip per actor at a time, one CPU per actor: library thread pools (torch, OpenCV)
-        # sized to the machine would make the actors fight over cores instead of adding up.
-        import cv2
-        import torch
-
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(threads)
+    def __init__(self, params: Params, tokenizer_blobs: dict[str, bytes]):
         self.processor = ClipProcessor(params, tokenizer_blobs)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
