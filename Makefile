@@ -6,6 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: setup demo test test-all bench lint clean dagster-ui mlflow-ui
 
