@@ -18,7 +18,7 @@ from train_support import tiny_params, tracking_store, write_tiny_shards
 from imagintalk.registry import tracking
 from imagintalk.registry.stage_models import model_name
 from imagintalk.registry.versions import all_versions
-from imagintalk.train.runner import HASH_TAG, RUN_TAG, TrainingError, ensure_ray
+from imagintalk.train.runner import HASH_TAG, RUN_TAG, TrainingError, ensure_ray, storage_target, worker_layout
 from pipelines.train import train_lip_aligner
 
 STEPS, CKPT, FAIL_AT = 6, 3, 5
@@ -69,6 +69,7 @@ def test_killed_job_resumes_from_its_last_checkpoint_on_the_same_loss_curve(jobs
     assert b.run_id == before["run_id"]                   # the MLflow run is continued, not forked
     run = c.get_run(b.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["train.resumed"] == "true"
+    assert run.data.tags["train.resumed_from_step"] == str(CKPT)   # the step counter continues there
     curve_a = tracking.metric_curve(c, a.run_id, "loss")
     curve_b = tracking.metric_curve(c, b.run_id, "loss")
     assert sorted(curve_a) == sorted(curve_b) == list(range(1, STEPS + 1))
@@ -151,3 +152,51 @@ def test_every_stage_trains_registers_and_composes_into_a_speaking_model(tmp_pat
         for k, v in {"eval.wer": "0.5", "eval.speaker_sim": "0.5"}.items():
             c.set_model_version_tag("imagintalk", reg.version.version, k, v)
         assert promote_model("imagintalk", params=params).promoted
+
+
+def test_worker_group_fits_the_local_machine_or_is_left_to_the_cluster():
+    t = tiny_params(num_workers=4, cpus_per_worker=2).train
+    gpu_box = worker_layout(t, {"CPU": 16.0, "GPU": 1.0}, cuda=True, remote=False)
+    assert (gpu_box.num_workers, gpu_box.use_gpu) == (1, True)          # one NCCL rank per GPU
+    small = worker_layout(t, {"CPU": 2.0}, cuda=False, remote=False)
+    assert (small.num_workers, small.use_gpu, small.cpus_per_worker) == (4, False, 0.5)
+    cluster = worker_layout(t, {"CPU": 8.0, "GPU": 8.0}, cuda=False, remote=True)
+    assert (cluster.num_workers, cluster.use_gpu, cluster.cpus_per_worker) == (4, True, 2.0)
+
+
+def test_s3_storage_with_a_custom_endpoint_gets_an_explicit_filesystem(monkeypatch):
+    params = tiny_params()
+    assert storage_target("/data/store/train", params) == ("/data/store/train", None)
+    monkeypatch.setenv("FSSPEC_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
+    path, fs = storage_target("s3://bucket/store/train", params)
+    assert path == "bucket/store/train" and type(fs).__name__ == "S3FileSystem"
+
+
+def test_resuming_a_checkpoint_written_under_other_params_is_refused(tmp_path):
+    from imagintalk.errors import ConfigError
+
+    shards = write_tiny_shards(tmp_path / "shards")
+    content = json.loads((tmp_path / "shards" / "index.json").read_text())["content_hash"]
+    stale = tmp_path / "store" / "train" / f"lip_aligner-{content[:12]}-tiny" / "checkpoint_0"
+    stale.mkdir(parents=True)
+    (stale / "state.json").write_text(json.dumps({"step": 3, "params_hash": "another-run", "stage": "lip_aligner"}))
+    with tracking_store(tmp_path), pytest.raises(ConfigError, match="different training params"):
+        train_lip_aligner(shards, "tiny", str(tmp_path / "store"), tiny_params())
+
+
+@pytest.mark.slow
+def test_training_reads_shards_from_and_checkpoints_to_s3(tmp_path, ray_session):
+    """Shards and the Ray Train storage root on S3 (moto on loopback, real HTTP)."""
+    from shards_support import moto_s3
+
+    from imagintalk import storage
+
+    local = write_tiny_shards(tmp_path / "shards")
+    with moto_s3() as bucket, tracking_store(tmp_path):
+        fs, _ = storage.get_fs(bucket)
+        fs.put(local, f"{bucket.removeprefix('s3://')}/shards", recursive=True)
+        version = train_lip_aligner(f"{bucket}/shards", "tiny", f"{bucket}/store", tiny_params(max_steps=4,
+                                                                                              checkpoint_every=2))
+        states = fs.glob(f"{bucket.removeprefix('s3://')}/store/train/*/checkpoint_*/state.json")
+        assert version.metrics["train_steps"] == 4 and version.tags["data.shards"] == f"{bucket}/shards"
+        assert max(json.loads(fs.cat_file(p))["step"] for p in states) == 4

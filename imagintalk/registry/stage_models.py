@@ -20,7 +20,9 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from torch import nn
 
+from imagintalk.registry import tracking
 from imagintalk.registry.model_card import ModelCard
+from imagintalk.registry.tracking import DataVersion
 from imagintalk.registry.versions import LATEST, RegistryError, all_versions, resolve_version
 
 MODEL_PREFIX = "imagintalk-"
@@ -60,6 +62,22 @@ def register_stage_model(c: MlflowClient, run_id: str, stage: str, module: nn.Mo
     for key, value in tags.items():
         c.set_model_version_tag(name, version, key, str(value))
     return c.get_model_version(name, version)
+
+
+def register_stage_version(c: MlflowClient, run_id: str, stage: str, module: nn.Module, preset: str,
+                           data: DataVersion, metrics: Mapping[str, float], training: Mapping[str, str],
+                           depends_on: Mapping[str, str], extra_tags: Mapping[str, str] | None = None
+                           ) -> ModelVersion:
+    """Register a trained stage with the tags and card every stage version carries: stage, size,
+    data version (+ tokenizer/codec versions), git commit, the versions it was built on."""
+    git = tracking.git_info()
+    card = ModelCard(name=model_name(stage), stage=stage, preset=preset, data_version=data.content_hash,
+                     shards=data.shards, metrics=dict(metrics), training=dict(training),
+                     provenance={**{k: v for k, v in data.tags().items() if k != "data.shards"}, **git},
+                     depends_on=dict(depends_on))
+    tags = {"model.stage": stage, PRESET_TAG: preset, "train.steps": training.get("steps", ""),
+            **data.tags(), **git, **{f"depends.{k}": v for k, v in depends_on.items()}, **dict(extra_tags or {})}
+    return register_stage_model(c, run_id, stage, module, card, tags)
 
 
 def load_stage_model(uri: str) -> nn.Module:

@@ -24,8 +24,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from mlflow import MlflowClient
@@ -33,17 +35,16 @@ from mlflow.entities import Run
 from ray.train import Checkpoint
 
 from imagintalk import storage
-from imagintalk.config import Params
+from imagintalk.config import Params, TrainConfig
 from imagintalk.errors import ConfigError, ImaginTalkError
 from imagintalk.registry import tracking
-from imagintalk.registry.model_card import ModelCard
 from imagintalk.registry.stage_models import (
     MODEL_CONFIG_ARTIFACT,
     PRESET_TAG,
     find_dependency,
     load_stage_model,
     model_name,
-    register_stage_model,
+    register_stage_version,
 )
 from imagintalk.registry.versions import RegisteredVersion
 from imagintalk.settings import get_settings
@@ -117,13 +118,17 @@ def plan_job(c: MlflowClient, spec: StageSpec, shards: str, preset: str, model_c
                    params_hash=params_hash(spec.name, model_cfg, params, loader, deps), depends_on=deps)
 
 
-def check_resumable(plan: JobPlan, params: Params) -> None:
-    """Refuse to resume a checkpoint written under other training params (a silent mix-up)."""
+def check_resumable(plan: JobPlan, params: Params) -> int:
+    """The step of the latest checkpoint this run would resume from (0: a fresh run). Refuses a
+    checkpoint written under other training params, which would silently mix two runs."""
+    latest = 0
     for path in storage.glob(storage.join(plan.run_dir, "checkpoint_*", STATE_FILE), params.storage):
-        found = json.loads(storage.read_text(path, params.storage)).get("params_hash")
-        if found and found != plan.params_hash:
+        state = json.loads(storage.read_text(path, params.storage))
+        if state.get("params_hash") and state["params_hash"] != plan.params_hash:
             raise ConfigError(path, "checkpoint was written under different training params; set "
                                     "train.run_suffix (or remove the run directory) to start a fresh run")
+        latest = max(latest, int(state.get("step", 0)))
+    return latest
 
 
 def ensure_ray(params: Params) -> None:
@@ -145,15 +150,41 @@ def ensure_ray(params: Params) -> None:
              log_to_driver=False)
 
 
-def _cpus_per_worker(params: Params) -> float:
-    """Fit the worker group into a local Ray that was started smaller (e.g. by the shard step)."""
-    import ray
+@dataclass(frozen=True)
+class WorkerLayout:
+    num_workers: int
+    use_gpu: bool
+    cpus_per_worker: float
 
-    t = params.train
-    if get_settings().ray_address:
-        return float(t.cpus_per_worker)
-    total = float(ray.cluster_resources().get("CPU", 0.0))
-    return min(float(t.cpus_per_worker), total / t.num_workers) if total else float(t.cpus_per_worker)
+
+def worker_layout(t: TrainConfig, cluster: Mapping[str, float], cuda: bool, remote: bool) -> WorkerLayout:
+    """The worker group that fits where it runs.
+
+    A cluster (``RAY_ADDRESS``) schedules or autoscales the requested group, on GPUs when it has
+    any. A local Ray gets one DDP rank per GPU (NCCL refuses two ranks on one device), and on CPU
+    shrinks each worker's CPU share when Ray was started smaller (e.g. by the shard step), rather
+    than waiting forever for resources that will not come.
+    """
+    if remote:
+        return WorkerLayout(t.num_workers, cluster.get("GPU", 0.0) > 0, float(t.cpus_per_worker))
+    gpus = int(cluster.get("GPU", 0.0)) if cuda else 0
+    n = min(t.num_workers, gpus) if gpus else t.num_workers
+    cpus = float(cluster.get("CPU", 0.0))
+    return WorkerLayout(n, gpus > 0, min(float(t.cpus_per_worker), cpus / n) if cpus else float(t.cpus_per_worker))
+
+
+def storage_target(path: str, params: Params) -> tuple[str, Any]:
+    """Ray Train's ``(storage_path, storage_filesystem)``: an S3 root with a custom endpoint (MinIO,
+    moto) needs an explicit pyarrow filesystem; anything else Ray resolves from the URI."""
+    opts = storage.storage_options(path, params.storage)
+    if storage.scheme_of(path) != "s3" or not opts.get("endpoint_url"):
+        return path, None
+    import pyarrow.fs as pafs
+
+    scheme, _, host = str(opts["endpoint_url"]).partition("://")
+    fs = pafs.S3FileSystem(endpoint_override=host or scheme, scheme=scheme if host else "https",
+                           anonymous=bool(opts.get("anon", False)))
+    return path.split("://", 1)[1], fs
 
 
 def _open_run(c: MlflowClient, plan: JobPlan, params: Params, model_cfg: dict,
@@ -214,13 +245,19 @@ def _fit(plan: JobPlan, spec: StageSpec, params: Params, model_cfg: dict, loader
                       train=t.model_dump(mode="json"), loader=loader,
                       storage=params.storage.model_dump(mode="json"), max_steps=plan.max_steps,
                       params_hash=plan.params_hash, tracking_uri=uri, run_id=run_id, deps=deps)
+    import ray
+
+    layout = worker_layout(t, ray.cluster_resources(), torch.cuda.is_available(), bool(get_settings().ray_address))
+    if layout.num_workers != t.num_workers:
+        log.warning("%s: %d workers requested, %d fit (one per GPU)", plan.name, t.num_workers, layout.num_workers)
+    ray_path, ray_fs = storage_target(plan.storage_path, params)
     env = {k: os.environ[k] for k in _PROPAGATED_ENV if os.environ.get(k)}
     env["MLFLOW_TRACKING_URI"] = uri
     trainer = TorchTrainer(
         train_loop_per_worker, train_loop_config={"loop": loop},
-        scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=torch.cuda.is_available(),
-                                     resources_per_worker={"CPU": _cpus_per_worker(params)}),
-        run_config=RunConfig(storage_path=plan.storage_path, name=plan.name,
+        scaling_config=ScalingConfig(num_workers=layout.num_workers, use_gpu=layout.use_gpu,
+                                     resources_per_worker={"CPU": layout.cpus_per_worker}),
+        run_config=RunConfig(storage_path=ray_path, storage_filesystem=ray_fs, name=plan.name,
                              failure_config=FailureConfig(max_failures=t.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=t.checkpoints_to_keep),
                              worker_runtime_env={"env_vars": env}),
@@ -232,8 +269,8 @@ def _fit(plan: JobPlan, spec: StageSpec, params: Params, model_cfg: dict, loader
         cause = root_cause(exc)
         if isinstance(cause, ImaginTalkError):
             raise cause from exc
-        last = (str(cause).strip().splitlines() or [""])[-1]
-        raise TrainingError(plan.run_dir, f"training failed ({type(cause).__name__}: {last[:300]}); "
+        first = (str(cause).strip().splitlines() or [""])[0]
+        raise TrainingError(plan.run_dir, f"training failed ({type(cause).__name__}: {first[:300]}); "
                                           "rerun the same command to resume from the last checkpoint") from exc
     if result.checkpoint is None:
         raise TrainingError(plan.run_dir, "training finished without a checkpoint")
@@ -254,11 +291,13 @@ def train_and_register(stage: str, shards: str, config: str, storage_root: str |
     c = tracking.client(uri)
     plan = plan_job(c, spec, shards, cfg.name, model_cfg, storage_root or get_settings().storage_root, params)
     loader = spec.loader_config(params).model_dump(mode="json")
-    check_resumable(plan, params)
+    resume_step = check_resumable(plan, params)
     run_id, done = _open_run(c, plan, params, model_cfg, loader)
     if done is not None:
         log.info("%s: already trained and registered as %s", plan.name, done.uri)
         return done
+    if resume_step:
+        c.set_tag(run_id, "train.resumed_from_step", str(resume_step))
     started = time.time()
     try:
         checkpoint = _fit(plan, spec, params, model_cfg, loader, run_id, uri)
@@ -271,18 +310,11 @@ def train_and_register(stage: str, shards: str, config: str, storage_root: str |
                    "train_wall_s": time.time() - started}
         tracking.log_step_metrics(c, run_id, metrics, step=steps)
         final = {**_last_train_metrics(c, run_id), **metrics}
-        card = ModelCard(name=model_name(stage), stage=stage, preset=cfg.name,
-                         data_version=plan.data.content_hash, shards=shards, metrics=final,
-                         training={"steps": str(steps), "workers": str(params.train.num_workers),
-                                   "seed": str(params.train.seed), "lr": str(params.train.lr),
-                                   "ray_run": plan.run_dir, "mlflow_run": run_id},
-                         provenance={**{k: v for k, v in plan.data.tags().items() if k != "data.shards"},
-                                     **tracking.git_info()},
-                         depends_on={k: v.uri for k, v in plan.depends_on.items()})
-        tags = {"model.stage": stage, PRESET_TAG: cfg.name, RUN_TAG: plan.name, "train.steps": str(steps),
-                **plan.data.tags(), **tracking.git_info(),
-                **{f"depends.{k}": v.uri for k, v in plan.depends_on.items()}}
-        mv = register_stage_model(c, run_id, stage, module, card, tags)
+        mv = register_stage_version(
+            c, run_id, stage, module, cfg.name, plan.data, final,
+            training={"steps": str(steps), "workers": str(params.train.num_workers), "seed": str(params.train.seed),
+                      "lr": str(params.train.lr), "ray_run": plan.run_dir, "mlflow_run": run_id},
+            depends_on={k: v.uri for k, v in plan.depends_on.items()}, extra_tags={RUN_TAG: plan.name})
         c.set_tag(run_id, VERSION_TAG, str(mv.version))
         c.set_terminated(run_id, "FINISHED")
     except BaseException as exc:
