@@ -34,6 +34,7 @@ from imagintalk.registry.stage_models import (
     load_stage_model,
     model_name,
     pip_requirements,
+    quiet_mlflow,
 )
 from imagintalk.registry.versions import RegisteredVersion, RegistryError, resolve_version
 
@@ -164,12 +165,13 @@ def register_composite(stage_versions: Mapping[str, str | int | RegisteredVersio
         params_file = Path(tmp) / "params.json"
         params_file.write_text(params.model_dump_json(indent=1))
         tracking.set_tags(c, run.info.run_id, tags)
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=ImaginTalkModel(),
-            artifacts={MODEL_ARTIFACT: str(model_dir), CODEC_ARTIFACT: str(codec_dir),
-                       PARAMS_ARTIFACT: str(params_file)},
-            model_config=settings, pip_requirements=pip_requirements(), registered_model_name=COMPOSITE,
-            await_registration_for=0)
+        with quiet_mlflow():
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=ImaginTalkModel(),
+                artifacts={MODEL_ARTIFACT: str(model_dir), CODEC_ARTIFACT: str(codec_dir),
+                           PARAMS_ARTIFACT: str(params_file)},
+                model_config=settings, pip_requirements=pip_requirements(), registered_model_name=COMPOSITE,
+                await_registration_for=0)
         version = str(info.registered_model_version)
         card = ModelCard(name=COMPOSITE, stage=COMPOSITE, preset=cfg.name,
                          data_version=data_tags.get("data.version", ""), shards=shards,

@@ -10,6 +10,7 @@ error_detector builds on lip_aligner + unit_bert; style_dit on error_detector.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from imagintalk.config import Params, load_params
 from imagintalk.errors import ConfigError
 from imagintalk.models.config import ModelConfig
 from imagintalk.registry.versions import RegisteredVersion
+from imagintalk.settings import ENV_STORAGE_ROOT
 from imagintalk.train.runner import train_and_register
 from imagintalk.train.stages import ORDER
 
@@ -99,7 +101,8 @@ def train_stage(stage: str, shards: str, config: str | ModelConfig = "tiny", par
         raise ConfigError(stage, f"unknown training stage (choose from {', '.join(ORDER)})")
     params = params or load_params()
     started = time.time()
-    version = fn(shards, config, storage or params.storage.root, params)
+    # an explicit root, else the deployment's (IMAGINTALK_STORAGE_ROOT), else params.storage.root
+    version = fn(shards, config, storage or os.environ.get(ENV_STORAGE_ROOT) or params.storage.root, params)
     if out is not None:
         write_version_file(version, out)
     return TrainSummary(stage=stage, version=version, wall_s=time.time() - started)

@@ -10,8 +10,10 @@ imports the model in a subprocess (tens of seconds per version).
 
 from __future__ import annotations
 
+import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -43,12 +45,27 @@ def pip_requirements() -> list[str]:
     return [f"torch=={torch.__version__.split('+')[0]}", "imagintalk"]
 
 
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Silence MLflow's per-log warnings that are known and decided here (pickle format chosen on
+    purpose; no ``pip`` in a uv-made venv) so a CLI run ends with its summary, not with noise."""
+    loggers = [logging.getLogger(n) for n in ("mlflow.pytorch", "mlflow.pyfunc", "mlflow.utils.environment")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def register_stage_model(c: MlflowClient, run_id: str, stage: str, module: nn.Module, card: ModelCard,
                          tags: Mapping[str, str]) -> ModelVersion:
     """Log ``module`` to ``run_id``, register it as ``imagintalk-<stage>``, attach the card."""
     name = model_name(stage)
     module = module.cpu().eval()
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), quiet_mlflow():
         info = mlflow.pytorch.log_model(module, name="model", serialization_format="pickle",
                                         pip_requirements=pip_requirements(), registered_model_name=name,
                                         await_registration_for=0)
