@@ -28,6 +28,7 @@ from imagintalk.registry.stage_models import (
 )
 from imagintalk.registry.versions import RegistryError
 from imagintalk.train.stages import build_stage
+from pipelines.promote import promote_model
 from pipelines.register import register_composite
 from pipelines.train import train_stage
 
@@ -85,6 +86,11 @@ def test_composite_loads_by_alias_and_speaks_from_a_video(stages, talking_clip):
         waves = model.predict(str(talking_clip))
         frame = pd.DataFrame({"video": [str(talking_clip)] * 2, "emotion": ["happy", None]})
         batch = model.predict(frame)
+        for key, value in {"eval.wer": "0.4", "eval.speaker_sim": "0.6"}.items():
+            c.set_model_version_tag("imagintalk", version.version, key, value)
+        assert promote_model("imagintalk", params=stages["params"]).decision == "first-champion"
+        champion = mlflow.pyfunc.load_model("models:/imagintalk@champion").unwrap_python_model()
+        assert champion.model.cfg.name == "tiny" and champion.settings["steps"] == stages["params"].eval.steps
     assert len(waves) == 1 and waves[0].dtype == np.float32 and waves[0].shape == (N_FRAMES * 640,)
     assert np.isfinite(waves[0]).all() and float(np.abs(waves[0]).max()) > 0
     assert [w.shape for w in batch] == [(N_FRAMES * 640,)] * 2

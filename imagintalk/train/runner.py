@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from ray.train import Checkpoint
 
 from imagintalk import storage
@@ -199,8 +200,11 @@ def _open_run(c: MlflowClient, plan: JobPlan, params: Params, model_cfg: dict,
         tags = run.data.tags
         if (run.info.status == "FINISHED" and tags.get(VERSION_TAG) and tags.get(HASH_TAG) == plan.params_hash
                 and tags.get("train.max_steps") == str(plan.max_steps)):
-            mv = c.get_model_version(model_name(plan.stage), tags[VERSION_TAG])
-            return run.info.run_id, RegisteredVersion.from_mlflow(mv, run.data.metrics)
+            try:
+                mv = c.get_model_version(model_name(plan.stage), tags[VERSION_TAG])
+                return run.info.run_id, RegisteredVersion.from_mlflow(mv, run.data.metrics)
+            except MlflowException:  # the version was deleted since: register again below
+                log.warning("%s: registered version %s is gone; registering anew", plan.name, tags[VERSION_TAG])
         if run.info.status != "FINISHED" and tags.get(HASH_TAG) == plan.params_hash:
             c.update_run(run.info.run_id, status="RUNNING")
             c.set_tag(run.info.run_id, "train.resumed", "true")
