@@ -185,6 +185,9 @@ class TrainConfig(Section):
 
     num_workers: int = 2            # Ray Train workers (DDP ranks); shards are split among them
     cpus_per_worker: int = 1
+    # GPU workers on a cluster: "auto" uses GPUs the cluster shows now; "true" requests them even
+    # when an autoscaled GPU group has no node yet (the driver on a CPU head cannot see them).
+    use_gpu: Literal["auto", "true", "false"] = "auto"
     ray_num_cpus: int | None = None  # local Ray only (ray.init(num_cpus=...)); None = all cores
     max_steps: int = 200
     stage_steps: dict[str, int] = Field(default_factory=dict)  # per-stage override of max_steps

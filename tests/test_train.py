@@ -200,3 +200,14 @@ def test_training_reads_shards_from_and_checkpoints_to_s3(tmp_path, ray_session)
         states = fs.glob(f"{bucket.removeprefix('s3://')}/store/train/*/checkpoint_*/state.json")
         assert version.metrics["train_steps"] == 4 and version.tags["data.shards"] == f"{bucket}/shards"
         assert max(json.loads(fs.cat_file(p))["step"] for p in states) == 4
+
+
+def test_cluster_gpu_workers_can_be_requested_before_the_autoscaler_shows_gpus():
+    """The driver runs on a CPU head: with an autoscaled GPU group at zero nodes it sees no GPU,
+    so `train.use_gpu: true` must still request GPU workers; `false` keeps them off GPUs."""
+    from imagintalk.config import TrainConfig
+
+    assert not worker_layout(TrainConfig(), {"CPU": 8.0}, cuda=False, remote=True).use_gpu
+    assert worker_layout(TrainConfig(use_gpu="true"), {"CPU": 8.0}, cuda=False, remote=True).use_gpu
+    assert not worker_layout(TrainConfig(use_gpu="false"), {"CPU": 8.0, "GPU": 4.0}, cuda=True, remote=True).use_gpu
+    assert not worker_layout(TrainConfig(use_gpu="false"), {"CPU": 8.0, "GPU": 1.0}, cuda=True, remote=False).use_gpu

@@ -46,27 +46,18 @@ class VideoInputs:
 
 
 def video_inputs(path: str | Path, params: Params) -> VideoInputs:
-    """Read a video at the pipeline's fps and make the lip crops, face chip and identity exactly
-    as the shard step does (raises MediaError / FaceError naming the file)."""
-    from imagintalk.errors import FaceError
+    """Read a video at the pipeline's fps and make the lip crops, face chip and identity with the
+    shard step's own visual preprocessing (raises MediaError / FaceError naming the file)."""
     from imagintalk.media import read_video
-    from imagintalk.preprocess.detector import make_detector
-    from imagintalk.preprocess.face_track import to_gray, track_faces
-    from imagintalk.preprocess.identity import identity_embedding
-    from imagintalk.preprocess.roi import make_mouth_rois
+    from imagintalk.preprocess.clip import preprocess_frames
 
-    fcfg, crop = params.face, params.loader.crop
-    frames = read_video(path, fps=params.media.fps).frames
-    gray = to_gray(frames)
-    track = track_faces(gray, fcfg, make_detector(fcfg))
-    if track.face_ratio < fcfg.min_face_ratio or not track.any_found:
-        raise FaceError(path, f"face found on {track.face_ratio:.0%} of frames (min {fcfg.min_face_ratio:.0%})")
-    rois = make_mouth_rois(gray, track, fcfg)
-    chip, identity = identity_embedding(frames, track, fcfg)
+    crop = params.loader.crop
+    visual = preprocess_frames(read_video(path, fps=params.media.fps).frames, params, str(path))
+    rois = visual.lips
     y, x = (rois.shape[1] - crop) // 2, (rois.shape[2] - crop) // 2  # the loader's eval crop
     lips = rois[:, y:y + crop, x:x + crop].astype(np.float32) / 255.0
-    face = chip.transpose(2, 0, 1).astype(np.float32) / 255.0
-    return VideoInputs(lips=lips, face=face, identity=identity.astype(np.float32), n_frames=len(lips))
+    face = visual.face.transpose(2, 0, 1).astype(np.float32) / 255.0
+    return VideoInputs(lips=lips, face=face, identity=visual.identity.astype(np.float32), n_frames=len(lips))
 
 
 def _requests(model_input: Any) -> list[tuple[str, int]]:

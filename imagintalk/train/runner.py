@@ -167,8 +167,9 @@ def worker_layout(t: TrainConfig, cluster: Mapping[str, float], cuda: bool, remo
     than waiting forever for resources that will not come.
     """
     if remote:
-        return WorkerLayout(t.num_workers, cluster.get("GPU", 0.0) > 0, float(t.cpus_per_worker))
-    gpus = int(cluster.get("GPU", 0.0)) if cuda else 0
+        gpu = cluster.get("GPU", 0.0) > 0 if t.use_gpu == "auto" else t.use_gpu == "true"
+        return WorkerLayout(t.num_workers, gpu, float(t.cpus_per_worker))
+    gpus = int(cluster.get("GPU", 0.0)) if cuda and t.use_gpu != "false" else 0
     n = min(t.num_workers, gpus) if gpus else t.num_workers
     cpus = float(cluster.get("CPU", 0.0))
     return WorkerLayout(n, gpus > 0, min(float(t.cpus_per_worker), cpus / n) if cpus else float(t.cpus_per_worker))
