@@ -16,6 +16,10 @@ class ImaginTalkError(Exception):
         self.reason = " ".join(str(reason).split())  # keep it on one line
         super().__init__(f"{self.path}: {self.reason}" if self.path else self.reason)
 
+    def __reduce__(self):
+        # Ray and multiprocessing rebuild exceptions from their args; ours take (path, reason)
+        return (self.__class__, (self.path, self.reason))
+
 
 class MediaError(ImaginTalkError):
     """A media file cannot be read or written as asked (corrupt, truncated, no stream, ...)."""

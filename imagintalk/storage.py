@@ -49,6 +49,12 @@ def is_remote(url: str | Path) -> bool:
     return scheme_of(url) != ""
 
 
+def absolute(url: str | Path) -> str:
+    """A local path made absolute (Ray workers run in their own working directories, so a relative
+    path from the driver would point elsewhere); remote URLs unchanged."""
+    return str(url) if is_remote(url) else str(Path(url).expanduser().resolve())
+
+
 def storage_options(url: str | Path, cfg: StorageConfig | None = None,
                     **overrides: Any) -> dict[str, Any]:
     """fsspec options for ``url``: only S3 needs any (endpoint, anonymity)."""

@@ -14,35 +14,22 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
-from train_support import tiny_params, tracking_store, write_tiny_shards
+from train_support import register_untrained, register_untrained_stages, tiny_params, tracking_store, write_tiny_shards
 from typer.testing import CliRunner
 
 from imagintalk.errors import ConfigError, CorpusLayoutError
 from imagintalk.models.config import model_config
 from imagintalk.registry import tracking
 from imagintalk.registry.stage_models import (
-    MODEL_CONFIG_ARTIFACT,
     find_dependency,
     model_name,
-    register_stage_version,
 )
 from imagintalk.registry.versions import RegistryError
-from imagintalk.train.stages import build_stage
 from pipelines.promote import promote_model
 from pipelines.register import register_composite
 from pipelines.train import train_stage
 
 N_FRAMES = 25
-
-
-def register_untrained(c, stage: str, cfg, data: tracking.DataVersion, deps: dict) -> str:
-    """Register a freshly built stage as the runner does after training; returns its URI."""
-    run = c.create_run(tracking.ensure_experiment(tracking.experiment_name(stage)))
-    c.log_text(run.info.run_id, cfg.model_dump_json(), MODEL_CONFIG_ARTIFACT)
-    module = build_stage(stage, cfg, {s: mlflow.pytorch.load_model(u) for s, u in deps.items()})
-    mv = register_stage_version(c, run.info.run_id, stage, module, cfg.name, data, {"loss": 1.0},
-                                {"steps": "0"}, deps)
-    return f"models:/{mv.name}/{mv.version}"
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +42,7 @@ def stages(tmp_path_factory):
     with tracking_store(root) as uri:
         c = tracking.client(uri)
         data = tracking.read_data_version(shards)
-        uris = {s: register_untrained(c, s, cfg, data, {}) for s in ("vocoder", "unit_bert", "lip_aligner")}
-        uris["error_detector"] = register_untrained(c, "error_detector", cfg, data, {
-            "lip_aligner": uris["lip_aligner"], "unit_bert": uris["unit_bert"]})
-        uris["style_dit"] = register_untrained(c, "style_dit", cfg, data, {"error_detector": uris["error_detector"]})
+        uris = register_untrained_stages(c, cfg, data)
         yield {"root": root, "shards": shards, "params": params, "uri": uri, "uris": uris, "data": data}
 
 

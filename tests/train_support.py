@@ -75,3 +75,28 @@ def tracking_store(root: Path) -> Iterator[str]:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+def register_untrained(c, stage: str, cfg, data, deps: dict) -> str:
+    """Register a freshly built stage as the runner does after training; returns its URI."""
+    import mlflow.pytorch
+
+    from imagintalk.registry import tracking
+    from imagintalk.registry.stage_models import MODEL_CONFIG_ARTIFACT, register_stage_version
+    from imagintalk.train.stages import build_stage
+
+    run = c.create_run(tracking.ensure_experiment(tracking.experiment_name(stage)))
+    c.log_text(run.info.run_id, cfg.model_dump_json(), MODEL_CONFIG_ARTIFACT)
+    module = build_stage(stage, cfg, {s: mlflow.pytorch.load_model(u) for s, u in deps.items()})
+    mv = register_stage_version(c, run.info.run_id, stage, module, cfg.name, data, {"loss": 1.0},
+                                {"steps": "0"}, deps)
+    return f"models:/{mv.name}/{mv.version}"
+
+
+def register_untrained_stages(c, cfg, data) -> dict[str, str]:
+    """Every stage registered once (tiny, untrained), with the dependency pins training records."""
+    uris = {s: register_untrained(c, s, cfg, data, {}) for s in ("vocoder", "unit_bert", "lip_aligner")}
+    uris["error_detector"] = register_untrained(c, "error_detector", cfg, data, {
+        "lip_aligner": uris["lip_aligner"], "unit_bert": uris["unit_bert"]})
+    uris["style_dit"] = register_untrained(c, "style_dit", cfg, data, {"error_detector": uris["error_detector"]})
+    return uris

@@ -11,7 +11,6 @@ front-end runs per clip, generation runs once per batch with padding masks.
 Binds 127.0.0.1 by default; RAY_ADDRESS selects a cluster.
 """
 
-from __future__ import annotations
 
 import io
 import os
@@ -32,6 +31,10 @@ SPEAK_PATH = "/speak"
 APP_NAME = "imagintalk"
 
 api = FastAPI(title="ImaginTalk", description="silent video -> speech")
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": reason})
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 1})
@@ -77,10 +80,6 @@ class SpeakService:
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.05)
     async def _batched(self, paths: list[str]) -> list[np.ndarray | ImaginTalkError]:
         return self.speaker.speak_batch(paths, max_duration_s=self.params.serve.max_duration_s)
-
-
-def _error(status: int, reason: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": reason})
 
 
 def build_app(model_uri: str, params: Params) -> serve.Application:

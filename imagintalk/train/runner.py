@@ -294,7 +294,9 @@ def train_and_register(stage: str, shards: str, config: str, storage_root: str |
     model_cfg = cfg.model_dump(mode="json")
     uri = tracking.configure()
     c = tracking.client(uri)
-    plan = plan_job(c, spec, shards, cfg.name, model_cfg, storage_root or get_settings().storage_root, params)
+    shards = storage.absolute(shards)
+    plan = plan_job(c, spec, shards, cfg.name, model_cfg,
+                    storage.absolute(storage_root or get_settings().storage_root), params)
     loader = spec.loader_config(params).model_dump(mode="json")
     resume_step = check_resumable(plan, params)
     run_id, done = _open_run(c, plan, params, model_cfg, loader)
