@@ -109,3 +109,35 @@ def test_full_graph_materializes_on_tiny_synthtalk(tmp_path):
     params_path = _params_file(tmp_path)
     result = dg.materialize(ASSETS, partition_key="synthtalk", resources=_resources(params_path, tmp_path))
     assert result.success
+
+
+def test_new_raw_clips_trigger_the_sensor_and_change_the_data_version(tmp_path, monkeypatch):
+    """Retraining on new data, data half: materialize, add clips to the corpus root, the sensor
+    requests the partition, the affected assets rematerialize and the data version changes."""
+    from pipelines.synth import synth_corpus
+
+    params_path = _params_file(tmp_path)
+    monkeypatch.setenv("IMAGINTALK_PARAMS", str(params_path))
+    res = _resources(params_path, tmp_path)
+    data = [a for a in ASSETS if a.key.to_user_string() in DATA_ASSETS]
+    assert dg.materialize(data, partition_key="synthtalk", resources=res).success
+    index = tmp_path / "data/datasets/synthtalk/shards/index.json"
+    before = json.loads(index.read_text())["content_hash"]
+    instance = dg.DagsterInstance.ephemeral()
+    seen = new_raw_clips_sensor(dg.build_sensor_context(instance=instance))
+
+    raw = tmp_path / "data/datasets/synthtalk/raw"
+    from imagintalk.config import load_params
+
+    synth_corpus(raw, clips_per_speaker=3, params=load_params(params_path))  # one more clip per speaker
+    fired = new_raw_clips_sensor(dg.build_sensor_context(instance=instance, cursor=seen.cursor))
+    assert [r.partition_key for r in fired.run_requests] == ["synthtalk"]
+
+    from dagster_project.defs.jobs import retrain_job
+
+    affected = {k.to_user_string() for k in retrain_job.selection.resolve(ASSETS)}
+    assert "raw_corpus" not in affected and {"ingest", "shard", "train_style_dit", "promote"} <= affected
+    again = [a for a in data if a.key.to_user_string() in affected]
+    assert dg.materialize(again, partition_key=fired.run_requests[0].partition_key, resources=res).success
+    after = json.loads(index.read_text())
+    assert after["content_hash"] != before and after["n_samples"] == 9
