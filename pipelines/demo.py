@@ -67,8 +67,8 @@ def main() -> int:
         ("Dagster UI", "make dagster-ui  (dagster dev -m dagster_project.definitions, DAGSTER_HOME=.dagster_home)"),
         ("MLflow UI", "make mlflow-ui    (or: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db)"),
     ]
-    for what, where in rows:
-        console.print(f"  [bold]{what:<45}[/bold] {where}")
+    for what, where in rows:  # plain print: paths must not be wrapped or styled away
+        print(f"  {what:<45} {where}")
     return 0
 
 

@@ -28,12 +28,24 @@ def unit_error_rate(reference: np.ndarray, hypothesis: np.ndarray) -> float:
     return float(jiwer.wer(ref, hyp)) if ref else 0.0
 
 
-def mel_cepstral_distortion(ref: np.ndarray, gen: np.ndarray, sr: int = 16000, n_mfcc: int = 25) -> float:
-    """MCD (dB) over DTW-aligned mel-cepstra, c0 (energy) excluded, as in lip2speech papers."""
+def _mel_cepstrum(y: np.ndarray, sr: int, n_mfcc: int) -> np.ndarray:
+    """Mel-cepstrum scaled as SPTK's: cepstrum of the natural-log mel *amplitude* (MCD's 10/ln10·√2
+    factor assumes it; librosa's default MFCC is of dB power, 8.7× larger), DCT rescaled from
+    orthonormal to 1/N-style (÷√(n_mels/2)), a −100 dB power floor so silence does not dominate,
+    and c0 (energy) dropped."""
     import librosa
 
-    a = librosa.feature.mfcc(y=ref.astype(np.float32), sr=sr, n_mfcc=n_mfcc, n_fft=640, hop_length=160)[1:]
-    b = librosa.feature.mfcc(y=gen.astype(np.float32), sr=sr, n_mfcc=n_mfcc, n_fft=640, hop_length=160)[1:]
+    n_mels = 80
+    mel = librosa.feature.melspectrogram(y=y.astype(np.float32), sr=sr, n_fft=640, hop_length=160, n_mels=n_mels)
+    log_amp = 0.5 * np.log(np.maximum(mel, 1e-10 * max(float(mel.max()), 1e-10)))
+    return librosa.feature.mfcc(S=log_amp, n_mfcc=n_mfcc)[1:] / math.sqrt(n_mels / 2)
+
+
+def mel_cepstral_distortion(ref: np.ndarray, gen: np.ndarray, sr: int = 16000, n_mfcc: int = 25) -> float:
+    """MCD (dB) over DTW-aligned mel-cepstra, c0 excluded, as in lip2speech papers."""
+    import librosa
+
+    a, b = _mel_cepstrum(ref, sr, n_mfcc), _mel_cepstrum(gen, sr, n_mfcc)
     _, path = librosa.sequence.dtw(X=a, Y=b, metric="euclidean")
     diff = a[:, path[:, 0]] - b[:, path[:, 1]]
     return float(10.0 / math.log(10) * np.mean(np.sqrt(2.0 * np.sum(diff**2, axis=0))))
