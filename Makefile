@@ -2,23 +2,25 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv through the interpreter, so it is found wherever pip put its binary
+UV ?= python3 -m uv
 PYTEST_ARGS ?=
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup demo test test-all bench lint clean dagster-ui mlflow-ui
+.PHONY: setup demo test test-all bench lint clean dagster-ui mlflow-ui .uv-ready
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+.uv-ready:
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv || \
+	  python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages uv
 
 /usr/bin/espeak-ng:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get install -y -q espeak-ng >/dev/null 2>&1 || \
 	  ($$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q espeak-ng >/dev/null)
 
-$(VENV)/.installed: pyproject.toml | $(UV)
+$(VENV)/.installed: pyproject.toml | .uv-ready
 	$(UV) venv --quiet --allow-existing --python 3.11 $(VENV)
 	$(UV) pip install --quiet --python $(PY) -e '.[dev]'
 	touch $@
