@@ -114,7 +114,7 @@ def main() -> None:
           f"(batch {cfg.batch_size}, shuffle buffer {cfg.shuffle_buffer}, workers {cfg.num_workers})")
     print(f"raw tar read: {raw:8.1f} samples/s")
     print(f"webdataset read, no decoding: {plain:8.1f} samples/s")
-    print(f"loader:       {loader:8.1f} samples/s (decode, crop, shuffle, pad to float batches)")
+    print(f"loader:       {loader:8.1f} samples/s (decode, crop, shuffle, pad to uint8 batches)")
     print(f"ratio loader/raw: {loader / raw:.2f}x (goal >= 0.8x)")
 
 

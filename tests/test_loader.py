@@ -50,7 +50,7 @@ def test_eval_batches_are_centre_cropped_padded_and_masked(shard_root):
     assert [k for b in batches for k in b["keys"]] == sorted(k for k in recs if "/v/" not in k)
     b = batches[0]
     t = max(recs[k].n_frames for k in b["keys"])
-    assert b["lips"].shape == (4, t, 88, 88) and b["lips"].dtype == torch.float32
+    assert b["lips"].shape == (4, t, 88, 88) and b["lips"].dtype == torch.uint8
     assert b["units"].shape == (4, 2 * t) and b["codes"].shape == (4, 3, 2 * t)
     assert b["mel"].shape == (4, 80, 4 * t) and b["identity"].shape == (4, 128)
     assert b["face"].shape == (4, 3, 150, 150) and b["emotion_frames"].shape == (4, t)
@@ -59,7 +59,7 @@ def test_eval_batches_are_centre_cropped_padded_and_masked(shard_root):
         assert b["lengths"][i] == n
         assert b["lip_mask"][i].sum() == n and b["lip_mask"][i, :n].all()
         assert b["unit_mask"][i].sum() == 2 * n and b["mel_mask"][i].sum() == 4 * n
-        np.testing.assert_allclose(b["lips"][i, :n].numpy(), rec.lips[:, 4:92, 4:92] / 255.0, atol=1e-6)
+        np.testing.assert_array_equal(b["lips"][i, :n].numpy(), rec.lips[:, 4:92, 4:92])
         assert (b["lips"][i, n:] == 0).all() and (b["units"][i, 2 * n:] == 0).all()
         np.testing.assert_array_equal(b["units"][i, :2 * n].numpy(), rec.units)
         np.testing.assert_array_equal(b["codes"][i, :, :2 * n].numpy(), rec.codes)
@@ -87,7 +87,7 @@ def test_train_crops_are_random_88_windows_and_order_is_shuffled(shard_root):
     for b in _all(make_loader(root, "train", True, cfg)):
         for i, key in enumerate(b["keys"]):
             keys.append(key)
-            crop = (b["lips"][i, :recs[key].n_frames].numpy() * 255).round()
+            crop = b["lips"][i, :recs[key].n_frames].numpy()
             found = [(y, x) for y in range(9) for x in range(9)
                      if np.array_equal(recs[key].lips[:, y:y + 88, x:x + 88], crop)]
             assert len(found) == 1, key

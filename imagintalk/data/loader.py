@@ -31,7 +31,7 @@ UNITS_PER_FRAME = 2    # 50 Hz tokens per 25 fps video frame
 MELS_PER_FRAME = 4     # 100 Hz mel frames per video frame
 
 # Batch layout (B clips, T = longest clip in frames, L codec levels):
-#   keys list[str]; lengths long B (frames); lips float32 B×T×C×C in [0,1]; lip_mask bool B×T;
+#   keys list[str]; lengths long B (frames); lips uint8 B×T×C×C; lip_mask bool B×T;
 #   mouth float32 B×T; units long B×2T; unit_mask bool B×2T; codes long B×L×2T;
 #   mel float32 B×80×4T; mel_mask bool B×4T; identity float32 B×128; face float32 B×3×H×W in [0,1];
 #   emotion long B (UNKNOWN_EMOTION where unlabelled); intensity float32 B (0 where unknown);
@@ -119,9 +119,7 @@ def _pad(arrays: Sequence[np.ndarray], length: int, axis: int, dtype: np.dtype |
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Pad to the longest clip in the batch; masks mark real steps (see the batch layout above)."""
     t = max(s["lips"].shape[0] for s in samples)
-    lips_u8, lip_mask = _pad([s["lips"] for s in samples], t, 0, np.uint8)
-    lips = lips_u8.astype(np.float32)
-    lips *= np.float32(1.0 / 255.0)
+    lips, lip_mask = _pad([s["lips"] for s in samples], t, 0, np.uint8)  # the model scales to [0, 1]
     units, unit_mask = _pad([s["units"] for s in samples], UNITS_PER_FRAME * t, 0, np.int64)
     mel, mel_mask = _pad([s["mel"] for s in samples], MELS_PER_FRAME * t, 1, np.float32)
     faces = np.stack([s["face"] for s in samples]).transpose(0, 3, 1, 2).astype(np.float32)

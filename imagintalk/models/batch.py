@@ -74,6 +74,12 @@ def emotion_frames(emotion: Tensor, n_frames: int, num_emotions: int) -> tuple[T
     return torch.nan_to_num(probs), known
 
 
+def lips_float(lips: Tensor) -> Tensor:
+    """Mouth crops in the model's [0, 1] range: the loader ships uint8 (4× less memory traffic per
+    batch than float); float input is taken as already scaled."""
+    return lips.float() / 255.0 if lips.dtype == torch.uint8 else lips.float()
+
+
 def face_float(face: Tensor, size: int) -> Tensor:
     """uint8 or [0,1] float B×3×H×W face crops → float in [-1, 1] at ``size``×``size``."""
     x = face.float()

@@ -80,7 +80,7 @@ class ImaginTalk(nn.Module):
             raise ValueError(f"unknown condition(s) to drop: {sorted(unknown)}")
         self.eval()
         dev = self.device
-        lips = torch.as_tensor(lips, device=dev).float()
+        lips = torch.as_tensor(lips, device=dev)  # uint8 or [0,1] float: the aligner scales it
         lip_mask = (torch.ones(lips.shape[:2], dtype=torch.bool, device=dev) if lip_mask is None
                     else torch.as_tensor(lip_mask, device=dev).bool())
         identity, face, emotion = (torch.as_tensor(x, device=dev) for x in (identity, face, emotion))

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from imagintalk.errors import ConfigError
-from imagintalk.models.batch import Batch, frame_mask, safe_tokens, token_mask, upsample_mask
+from imagintalk.models.batch import Batch, frame_mask, lips_float, safe_tokens, token_mask, upsample_mask
 from imagintalk.models.config import LipAlignerConfig, ModelConfig
 from imagintalk.models.layers import Encoder, check_nonempty, freeze, masked_mean, zero_padding
 
@@ -164,7 +164,7 @@ class LipAligner(nn.Module):
     def forward(self, lips: Tensor, lip_mask: Tensor) -> AlignerOutput:
         lip_mask = lip_mask.bool()
         check_nonempty(lip_mask, "lip aligner")
-        x = self.proj_in(self.frontend(lips.float(), lip_mask))
+        x = self.proj_in(self.frontend(lips_float(lips), lip_mask))
         x = self.encoder(x, lip_mask)
         b, t, d = x.shape
         mask = upsample_mask(lip_mask, self.up)
