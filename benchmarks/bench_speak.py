@@ -61,6 +61,16 @@ def main() -> int:
     clips = {"3 s": write_talking_clip(tmp / "c3.mp4", n_frames=75).path,
              "30 s": write_talking_clip(tmp / "c30.mp4", n_frames=750,
                                         text="set blue at a one now bin red by b two soon").path}
+    os.environ["MLFLOW_TRACKING_URI"] = args.tracking
+    from imagintalk.config import load_params
+    from imagintalk.errors import ConfigError
+    from imagintalk.serve.inference import Speaker
+
+    try:
+        Speaker(args.model, load_params())
+    except ConfigError as exc:
+        print(f"error: {exc} (bench_speak needs a registered model: run `make demo` first)")
+        return 1
     ctx = mp.get_context("spawn")
     print("speak (one process per run, CPU)")
     print(f"{'clip':>6} {'wall s':>8} {'speech s':>9} {'RTF':>6} {'peak RSS MB':>12}")
@@ -69,10 +79,8 @@ def main() -> int:
             wall, secs, peak = pool.apply(_speak_once, ((args.model, str(path), args.tracking),))
         print(f"{name:>6} {wall:8.2f} {secs:9.2f} {wall / secs:6.3f} {peak:12.0f}")
 
-    os.environ["MLFLOW_TRACKING_URI"] = args.tracking
     from ray import serve
 
-    from imagintalk.config import load_params
     from imagintalk.serve.app import SPEAK_PATH, start_server
 
     port = _free_port()
