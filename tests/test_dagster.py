@@ -104,11 +104,41 @@ def test_sensor_requests_the_partition_whose_raw_clips_changed(tmp_path, monkeyp
 
 
 @pytest.mark.slow
-def test_full_graph_materializes_on_tiny_synthtalk(tmp_path):
-    """Every asset, training included (Ray Train + MLflow): the graph `make demo` runs."""
+def test_full_graph_then_retraining_on_new_data_registers_a_model_of_the_new_data_version(tmp_path, monkeypatch):
+    """Every asset, training included (Ray Train + MLflow), then new clips: the sensor fires, the
+    retraining job's assets rematerialize, and a new composite version is registered whose lineage
+    tag is the new data version."""
+    from dagster_project.defs.jobs import retrain_job
+    from imagintalk.config import load_params
+    from imagintalk.registry import tracking
+    from pipelines.synth import synth_corpus
+
     params_path = _params_file(tmp_path)
-    result = dg.materialize(ASSETS, partition_key="synthtalk", resources=_resources(params_path, tmp_path))
-    assert result.success
+    doc = yaml.safe_load(params_path.read_text())
+    doc["train"].update({"max_steps": 4, "checkpoint_every": 2, "warmup_steps": 1, "num_workers": 1})
+    doc["eval"]["max_clips"] = 2
+    params_path.write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("IMAGINTALK_PARAMS", str(params_path))
+    res = _resources(params_path, tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", res["mlflow"].tracking_uri)
+    assert dg.materialize(ASSETS, partition_key="synthtalk", resources=res).success
+    index = tmp_path / "data/datasets/synthtalk/shards/index.json"
+    first = json.loads(index.read_text())["content_hash"]
+    instance = dg.DagsterInstance.ephemeral()
+    seen = new_raw_clips_sensor(dg.build_sensor_context(instance=instance))
+
+    synth_corpus(tmp_path / "data/datasets/synthtalk/raw", clips_per_speaker=3, params=load_params(params_path))
+    fired = new_raw_clips_sensor(dg.build_sensor_context(instance=instance, cursor=seen.cursor))
+    assert [r.partition_key for r in fired.run_requests] == ["synthtalk"]
+    affected = {k.to_user_string() for k in retrain_job.selection.resolve(ASSETS)}
+    again = [a for a in ASSETS if a.key.to_user_string() in affected]
+    assert dg.materialize(again, partition_key="synthtalk", resources=res).success
+    second = json.loads(index.read_text())["content_hash"]
+    assert second != first
+    c = tracking.client(res["mlflow"].tracking_uri)
+    versions = sorted(c.search_model_versions("name='imagintalk'"), key=lambda v: int(v.version))
+    assert len(versions) == 2
+    assert [v.tags["data.version"] for v in versions] == [first, second]
 
 
 def test_new_raw_clips_trigger_the_sensor_and_change_the_data_version(tmp_path, monkeypatch):
