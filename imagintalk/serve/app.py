@@ -6,8 +6,9 @@
   the pipeline refuses (unreadable, too long, no face). A bad request never reaches the batch, so
   it cannot harm the others.
 - ``GET /healthz`` → 200 with the model URI once the replica has loaded its model.
-Requests are batched (``serve.max_batch_size`` within ``serve.batch_wait_timeout_s``): the visual
-front-end runs per clip, generation runs once per batch with padding masks.
+Requests are batched by Ray Serve (``serve.max_batch_size`` within ``serve.batch_wait_timeout_s``)
+into one replica call; inside it each clip is generated on its own, so the speech a user gets never
+depends on which other requests shared the batch (the sampler is seeded per call).
 Binds 127.0.0.1 by default; RAY_ADDRESS selects a cluster.
 """
 

@@ -68,10 +68,8 @@ class Speaker:
         return Speech(audio=result, sample_rate=self.sample_rate)
 
     def speak_batch(self, paths: list[str], max_duration_s: float | None = None) -> list[np.ndarray | ImaginTalkError]:
-        """Preprocess each clip (a refused clip yields its error, the others go on), then generate the
-        accepted ones in one padded batch."""
-        import torch
-
+        """Preprocess each clip (a refused clip yields its error, the others go on), then generate
+        the accepted ones with the composite's own ``generate``."""
         from imagintalk.registry.composite import video_inputs
 
         cfg = self.params.speak
@@ -83,19 +81,8 @@ class Speaker:
                 accepted.append((i, video_inputs(path, self.pyfunc.params)))
             except ImaginTalkError as exc:
                 results[i] = exc
-        if accepted:
-            t_max = max(x.n_frames for _, x in accepted)
-            lips = torch.zeros((len(accepted), t_max, *accepted[0][1].lips.shape[1:]))
-            mask = torch.zeros((len(accepted), t_max), dtype=torch.bool)
-            for b, (_, x) in enumerate(accepted):
-                lips[b, : x.n_frames] = torch.from_numpy(x.lips)
-                mask[b, : x.n_frames] = True
-            identity = torch.stack([torch.from_numpy(x.identity) for _, x in accepted])
-            face = torch.stack([torch.from_numpy(x.face) for _, x in accepted])
-            s = self.pyfunc.settings
-            out = self.pyfunc.model.generate(lips, mask, identity, face, torch.full((len(accepted),), -1),
-                                             steps=s.get("steps"), guidance=s.get("guidance"),
-                                             seed=int(s.get("seed", 0)))
-            for b, (i, _) in enumerate(accepted):
-                results[i] = out.waveforms[b, : int(out.lengths[b])].cpu().numpy().astype(np.float32)
+        # one clip at a time: a clip's speech must not depend on which requests share its batch
+        # (the sampler draws from one seeded generator per call)
+        for i, inputs in accepted:
+            results[i] = self.pyfunc.generate(inputs)
         return results  # type: ignore[return-value]
