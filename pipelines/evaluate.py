@@ -192,8 +192,10 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     out_dir = Path(report) if report else Path(tempfile.mkdtemp(prefix="imagintalk-eval-"))
     html = write_report(out_dir, rows, meta, mel_pairs)
 
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=f"evaluate-{name}-v{version}") as run:
+    # experiment by id, not set_experiment: that is process-global and would make a later
+    # start_run(run_id=...) of another experiment in this process (training, Dagster) fail
+    with mlflow.start_run(experiment_id=tracking.ensure_experiment(EXPERIMENT),
+                          run_name=f"evaluate-{name}-v{version}") as run:
         mlflow.log_params({f"eval.{k}": v for k, v in ecfg.model_dump().items()})
         mlflow.set_tags({"model_uri": uri, "data_version": data.content_hash, **meta})
         for vname, row in rows.items():
