@@ -26,3 +26,23 @@ def tone() -> np.ndarray:
 @pytest.fixture
 def noise_frames(rng) -> np.ndarray:
     return rng.integers(0, 255, (75, 64, 64, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """2 shared cores: one intra-op torch thread avoids oversubscription stalls in model tests."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    """The tiny model preset over the default params."""
+    from imagintalk.config import Params
+    from imagintalk.models.config import model_config
+
+    return model_config("tiny", Params())

@@ -32,9 +32,14 @@ def make_mp4(path: Path, n: int = N_FRAMES, audio: bool = True, seed: int = 0, f
     """H.264 (+ AAC) like LRS2/LRS3/VoxCeleb2/MEAD/RAVDESS/SynthTalk clips."""
     if not faststart:
         return write_mp4(path, _frames(n, seed), FPS, _tone(n / FPS, 16000) if audio else None)
+    return _encode(path, "mp4", "libx264", n, seed, {"movflags": "+faststart"})
+
+
+def _encode(path: Path, fmt: str, codec: str, n: int, seed: int = 0, options: dict | None = None) -> Path:
+    """Video-only file in ``fmt``/``codec`` (the containers real corpora ship), via PyAV."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
-        vs = out.add_stream("libx264", rate=FPS)
+    with av.open(str(path), "w", format=fmt, options=options or {}) as out:
+        vs = out.add_stream(codec, rate=FPS)
         vs.width = vs.height = SIZE
         vs.pix_fmt = "yuv420p"
         for i, img in enumerate(_frames(n, seed)):
@@ -49,36 +54,12 @@ def make_mp4(path: Path, n: int = N_FRAMES, audio: bool = True, seed: int = 0, f
 
 def make_mpg(path: Path, n: int = N_FRAMES) -> Path:
     """MPEG-1 video in an MPEG program stream, as GRID's .mpg files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="mpeg") as out:
-        vs = out.add_stream("mpeg1video", rate=FPS)
-        vs.width = vs.height = SIZE
-        vs.pix_fmt = "yuv420p"
-        for i, img in enumerate(_frames(n)):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts = i
-            for p in vs.encode(f):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-    return path
+    return _encode(path, "mpeg", "mpeg1video", n)
 
 
 def make_flv(path: Path, n: int = N_FRAMES) -> Path:
     """Sorenson H.263 in FLV, as CREMA-D's VideoFlash files (their audio is paired from AudioWAV)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="flv") as out:
-        vs = out.add_stream("flv", rate=FPS)
-        vs.width = vs.height = SIZE
-        vs.pix_fmt = "yuv420p"
-        for i, img in enumerate(_frames(n)):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts = i
-            for p in vs.encode(f):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-    return path
+    return _encode(path, "flv", "flv", n)
 
 
 def make_wav(path: Path, seconds: float = CLIP_S, sr: int = 16000) -> Path:

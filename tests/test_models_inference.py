@@ -18,18 +18,7 @@ from imagintalk.models.vocoder import GriffinLimVocoder, LogMel
 from imagintalk.tokenizers.codec import KIND as CODEC_KIND
 from imagintalk.tokenizers.codec import ResidualCodec
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return model_config("tiny", Params())
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

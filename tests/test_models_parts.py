@@ -18,19 +18,7 @@ from imagintalk.models.style_dit import StyleDiT
 from imagintalk.models.unit_bert import UnitBert
 from imagintalk.models.vocoder import NeuralVocoder
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """2 shared cores: one intra-op thread avoids oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return model_config("tiny", Params())
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _pad_time(x: torch.Tensor, dim: int, extra: int, garbage: bool = True) -> torch.Tensor:

@@ -18,17 +18,7 @@ from imagintalk.models.stages import build_stage, trainable_parameters
 RATIO = 0.3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return model_config("tiny", Params())
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def overfit(stage: torch.nn.Module, batch: dict, steps: int, lr: float = 3e-3) -> tuple[float, float, dict]:
