@@ -43,6 +43,7 @@ REGISTER_EXPERIMENT = "imagintalk-register"
 # The stages a composite is assembled from (the aligner and unit BERT live inside the refiner).
 PARTS = ("error_detector", "style_dit", "vocoder")
 CODEC_FILE = "codec.npz"
+EXPORT_DIR = "imagintalk_model"  # the register stage's copy of the weights, tracked by DVC
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,10 @@ def _audit_passed(shards: str, params: Params, audit_report: str | Path | None) 
 def register_composite(stage_versions: Mapping[str, str | int | RegisteredVersion], params: Params | None = None,
                        shards: str | None = None, audit_passed: bool | None = None,
                        audit_report: str | Path | None = None, codec_path: str | None = None,
-                       alias: str | None = None) -> RegisteredVersion:
+                       alias: str | None = None, export_dir: str | Path | None = None) -> RegisteredVersion:
     """Assemble and register ``imagintalk`` from stage versions ({stage: version}; the refiner
-    pin may be omitted: it defaults to the one the style-DiT was trained on)."""
+    pin may be omitted: it defaults to the one the style-DiT was trained on). ``export_dir`` also
+    saves the assembled model there (``ImaginTalk.load`` reads it), for DVC to version and push."""
     from imagintalk.models.imagintalk import ImaginTalk
 
     params = params or load_params()
@@ -139,6 +141,8 @@ def register_composite(stage_versions: Mapping[str, str | int | RegisteredVersio
     cfg = _model_config(c, versions["style_dit"].run_id)
     codec = find_codec(shards, dit_tags.get("data.codec_version"), params, codec_path)
     model = ImaginTalk(cfg, codec, refiner=refiner, face_style=style.face_style, dit=style.dit, vocoder=vocoder)
+    if export_dir is not None:
+        model.save(export_dir)
 
     if audit_passed is None:
         audit_passed = _audit_passed(shards, params, audit_report)
@@ -198,7 +202,8 @@ def register_from_stage_files(models_dir: str | Path, shards: str, audit_report:
         if not path.is_file():
             raise RegistryError(path, f"no record of a trained {stage} (run `imagintalk train {stage}`)")
         pins[stage] = str(json.loads(path.read_text())["version"])
-    version = register_composite(pins, params, shards=shards, audit_report=audit_report)
+    version = register_composite(pins, params, shards=shards, audit_report=audit_report,
+                                 export_dir=models_dir / EXPORT_DIR)
     body = {"name": version.name, "version": version.version, "uri": version.uri, "tags": version.tags}
     (models_dir / f"{COMPOSITE}.json").write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
     return RegisterSummary(version)

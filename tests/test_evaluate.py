@@ -40,7 +40,7 @@ def test_evaluate_scores_every_family_logs_tags_and_reports(shards):
         data = tracking.read_data_version(shard_root)
         uris = register_untrained_stages(c, model_config("tiny", params), data)
         version = register_composite({s: uris[s] for s in ("style_dit", "vocoder")}, params, shards=shard_root,
-                                     audit_report=audit)
+                                     audit_report=audit, export_dir=root / "export")
         result = evaluate_model("models:/imagintalk@challenger", shard_root, params, report=root / "report")
         tags = c.get_model_version("imagintalk", version.version).tags
         run = c.get_run(result.run_id)
@@ -61,3 +61,6 @@ def test_evaluate_scores_every_family_logs_tags_and_reports(shards):
     assert "no_error_detector" in html and "data:image/png;base64," in html
     assert json.loads((root / "report" / "metrics.json").read_text())["metrics"]["full"]["wer"] == full["wer"]
     assert decision.promoted and decision.decision == "first-champion"
+    from imagintalk.models.imagintalk import ImaginTalk
+
+    assert ImaginTalk.load(root / "export").cfg.name == "tiny"  # the weights DVC versions and pushes
