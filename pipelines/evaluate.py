@@ -149,7 +149,7 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     for batch in tqdm(list(_clips(shards, "test", params, ecfg.max_clips)), desc="evaluate", unit="batch"):
         lengths = batch["lengths"]
         with torch.inference_mode():
-            lips, mask = _lips(batch), batch["lip_mask"]
+            lips, mask = batch["lips"], batch["lip_mask"]  # uint8: the aligner scales it
             before = net.refiner.refine(lips, mask, rounds=0).units
             after = net.refiner.refine(lips, mask).units
         for vname, kw in variants.items():
@@ -212,19 +212,16 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
                       rows=rows, report=str(html), run_id=run.info.run_id)
 
 
-def _lips(batch) -> torch.Tensor:
-    """Loader lips (uint8) in the [0, 1] float range the model was trained on."""
-    lips = batch["lips"]
-    return lips.float() / 255.0 if lips.dtype == torch.uint8 else lips
-
-
 def _name_version(c, uri: str) -> tuple[str, str | None]:
-    """(registered name, version) of a models:/name@alias or models:/name/version URI."""
+    """(registered name, version) of a models:/name@alias or models:/name/version URI, resolved by
+    the registry's own pin resolver (a missing alias or version is its RegistryError)."""
+    from imagintalk.registry.versions import resolve_version
+
     if not uri.startswith("models:/"):
         return uri, None
     rest = uri.removeprefix("models:/")
-    if "@" in rest:
-        name, alias = rest.split("@", 1)
-        return name, c.get_model_version_by_alias(name, alias).version
+    name, at, alias = rest.partition("@")
+    if at:
+        return name, resolve_version(c, name, "@" + alias).version
     name, _, ver = rest.partition("/")
-    return name, ver
+    return name, resolve_version(c, name, ver).version
