@@ -39,14 +39,12 @@ class Speaker:
     """A loaded composite model; ``speak(path)`` generates the speech of one video."""
 
     def __init__(self, model_uri: str, params: Params):
-        import mlflow
         import mlflow.pyfunc
         from mlflow.exceptions import MlflowException
 
-        from imagintalk.settings import get_settings
+        from imagintalk.registry import tracking
 
-        mlflow.set_tracking_uri(get_settings().mlflow_tracking_uri)
-        mlflow.set_registry_uri(get_settings().mlflow_tracking_uri)
+        tracking.configure()
         try:
             self.pyfunc = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
         except MlflowException as exc:
@@ -68,21 +66,18 @@ class Speaker:
         return Speech(audio=result, sample_rate=self.sample_rate)
 
     def speak_batch(self, paths: list[str], max_duration_s: float | None = None) -> list[np.ndarray | ImaginTalkError]:
-        """Preprocess each clip (a refused clip yields its error, the others go on), then generate
-        the accepted ones with the composite's own ``generate``."""
+        """Check, preprocess and voice each clip with the composite's own ``generate``; a refused
+        clip yields its error and the others go on."""
         from imagintalk.registry.composite import video_inputs
 
         cfg = self.params.speak
-        results: list[np.ndarray | ImaginTalkError | None] = [None] * len(paths)
-        accepted = []
-        for i, path in enumerate(paths):
-            try:
-                check_video(path, cfg.min_duration_s, max_duration_s or cfg.max_duration_s)
-                accepted.append((i, video_inputs(path, self.pyfunc.params)))
-            except ImaginTalkError as exc:
-                results[i] = exc
+        results: list[np.ndarray | ImaginTalkError] = []
         # one clip at a time: a clip's speech must not depend on which requests share its batch
         # (the sampler draws from one seeded generator per call)
-        for i, inputs in accepted:
-            results[i] = self.pyfunc.generate(inputs)
-        return results  # type: ignore[return-value]
+        for path in paths:
+            try:
+                check_video(path, cfg.min_duration_s, max_duration_s or cfg.max_duration_s)
+                results.append(self.pyfunc.generate(video_inputs(path, self.pyfunc.params)))
+            except ImaginTalkError as exc:
+                results.append(exc)
+        return results
