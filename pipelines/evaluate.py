@@ -150,8 +150,8 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
         lengths = batch["lengths"]
         with torch.inference_mode():
             lips, mask = batch["lips"], batch["lip_mask"]  # uint8: the aligner scales it
-            before = net.refiner.refine(lips, mask, rounds=0).units
-            after = net.refiner.refine(lips, mask).units
+            ref = net.refiner.refine(lips, mask)  # one pass gives the units before and after refinement
+            before, after = ref.aligner_units, ref.units
         for vname, kw in variants.items():
             out = net.generate(lips, mask, batch["identity"], batch["face"], batch["emotion"], steps=ecfg.steps,
                                guidance=guidance, seed=ecfg.seed, **kw)
