@@ -37,13 +37,13 @@ from imagintalk.registry.stage_models import (
     quiet_mlflow,
 )
 from imagintalk.registry.versions import RegisteredVersion, RegistryError, resolve_version
+from pipelines.registry import EXPORT_DIR
 
 COMPOSITE = "imagintalk"
 REGISTER_EXPERIMENT = "imagintalk-register"
 # The stages a composite is assembled from (the aligner and unit BERT live inside the refiner).
 PARTS = ("error_detector", "style_dit", "vocoder")
 CODEC_FILE = "codec.npz"
-EXPORT_DIR = "imagintalk_model"  # the register stage's copy of the weights, tracked by DVC
 
 
 @dataclass(frozen=True)

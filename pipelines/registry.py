@@ -20,6 +20,7 @@ from imagintalk.config import Params, load_params
 from imagintalk.corpora.manifest import quarantine_path
 
 MODEL_STAGES = ("vocoder", "unit_bert", "lip_aligner", "error_detector", "style_dit")
+EXPORT_DIR = "imagintalk_model"  # the register stage's copy of the composite's weights, tracked by DVC
 
 
 def stage_paths(params: Params, corpus: str | None = None) -> dict[str, str]:
@@ -114,7 +115,7 @@ STAGES: tuple[Stage, ...] = (
           call=lambda paths, prm: {"models_dir": Path(paths["models"]), "shards": paths["shards"],
                                    "audit_report": Path(paths["reports"]) / "audit_shards", "params": prm},
           deps=tuple(f"{{models}}/{s}.json" for s in MODEL_STAGES),
-          outs=("{models}/imagintalk.json", "{models}/imagintalk_model"),
+          outs=("{models}/imagintalk.json", f"{{models}}/{EXPORT_DIR}"),
           params=("pipeline.model_size",), upstream=tuple(f"train_{s}" for s in MODEL_STAGES),
           code=("pipelines/register.py", "imagintalk/registry")),
     Stage("evaluate", "pipelines.evaluate:evaluate_model",
