@@ -18,8 +18,8 @@ import yaml
 
 from imagintalk.config import Params, load_params
 from imagintalk.corpora.manifest import quarantine_path
-
-MODEL_STAGES = ("vocoder", "unit_bert", "lip_aligner", "error_detector", "style_dit")
+from imagintalk.train.graph import ORDER as MODEL_STAGES
+from imagintalk.train.graph import upstream as model_upstream
 EXPORT_DIR = "imagintalk_model"  # the register stage's copy of the composite's weights, tracked by DVC
 
 
@@ -54,8 +54,8 @@ class Stage:
 
 
 def _train(stage: str) -> Stage:
-    upstream = {"error_detector": ("train_lip_aligner",),
-                "style_dit": ("train_lip_aligner", "train_unit_bert", "train_error_detector")}.get(stage, ())
+    """A training stage; what it needs comes from the one model-stage graph (imagintalk.train.graph)."""
+    upstream = tuple(f"train_{u}" for u in model_upstream(stage))
     return Stage(
         name=f"train_{stage}", func="pipelines.train:train_stage",
         call=lambda paths, prm, s=stage: {

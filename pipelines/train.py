@@ -3,8 +3,8 @@
 One function per stage (``train_vocoder``, ``train_unit_bert``, ``train_lip_aligner``,
 ``train_error_detector``, ``train_style_dit``), all thin over
 :func:`imagintalk.train.runner.train_and_register`, and :func:`train_stage` that dispatches by name
-(the CLI, DVC and Dagster call it). Order: vocoder, unit_bert and lip_aligner are independent;
-error_detector builds on lip_aligner + unit_bert; style_dit on error_detector.
+(the CLI, DVC and Dagster call it). What each stage builds on, and so the order, is declared once
+in :mod:`imagintalk.train.graph`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from imagintalk.models.config import ModelConfig
 from imagintalk.registry.versions import RegisteredVersion
 from imagintalk.settings import ENV_STORAGE_ROOT
 from imagintalk.train.runner import train_and_register
-from imagintalk.train.stages import ORDER
+from imagintalk.train.graph import ORDER
 
 # Metrics shown in the summary line, by preference.
 _SUMMARY_METRICS = ("loss", "val_loss")

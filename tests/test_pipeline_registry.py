@@ -48,3 +48,48 @@ def test_every_upstream_is_a_registered_stage_in_order():
     for st in STAGES:
         assert set(st.upstream) <= seen, f"{st.name} runs before {set(st.upstream) - seen}"
         seen.add(st.name)
+
+
+# ------------------------------------------------------------------ the one model-stage graph
+
+
+def _needs() -> list[tuple[str, str]]:
+    from imagintalk.train.graph import STAGES as GRAPH
+    from imagintalk.train.graph import upstream
+
+    return [(stage, need) for stage in GRAPH for need in upstream(stage)]
+
+
+def test_graph_declares_that_the_detector_needs_the_aligner_and_unit_bert():
+    from imagintalk.train.graph import upstream
+
+    assert set(upstream("error_detector")) == {"lip_aligner", "unit_bert"}
+
+
+@pytest.mark.parametrize(("stage", "need"), _needs(), ids=lambda x: x)
+def test_every_derived_artefact_carries_each_dependency(stage, need):
+    """dvc.yaml, the Dagster asset graph, the training order and the k8s waves all derive from
+    imagintalk.train.graph: removing a dependency from any of them fails here."""
+    from dagster_project.defs.assets import ASSETS
+    from imagintalk.train.graph import ORDER
+
+    params = load_params(REPO / "params.yaml")
+    models = stage_paths(params)["models"]
+    committed = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert f"{models}/{need}.json" in committed[f"train_{stage}"]["deps"], f"dvc.yaml: train_{stage} misses {need}"
+    (asset,) = [a for a in ASSETS if a.key.to_user_string() == f"train_{stage}"]
+    deps = {k.to_user_string() for k in asset.asset_deps[asset.key]}
+    assert f"train_{need}" in deps, f"Dagster: train_{stage} does not depend on train_{need}"
+    assert ORDER.index(need) < ORDER.index(stage), f"training order runs {stage} before {need}"
+    rayjobs = [d for d in yaml.safe_load_all((REPO / "infra/k8s/rayjob-train.yaml").read_text()) if d]
+    wave = {d["metadata"]["labels"]["imagintalk.io/stage"]: int(d["metadata"]["labels"]["imagintalk.io/wave"])
+            for d in rayjobs}
+    assert wave[need] < wave[stage], f"k8s: {stage} runs in wave {wave[stage]}, {need} in {wave[need]}"
+
+
+def test_cli_help_lists_the_training_order():
+    from imagintalk.cli.main import train
+    from imagintalk.train.graph import ORDER
+
+    help_text = inspect.signature(train).parameters["stage"].default.help
+    assert help_text.split(" | ") == list(ORDER)

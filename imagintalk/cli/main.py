@@ -14,6 +14,8 @@ from typing import Any
 
 import typer
 
+from imagintalk.train.graph import ORDER as TRAIN_ORDER
+
 app = typer.Typer(
     help="ImaginTalk: talking-face corpora -> audited shards -> video-to-speech model -> speech.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -102,7 +104,7 @@ def audit(
 
 @app.command()
 def train(
-    stage: str = typer.Argument(..., help="vocoder | unit_bert | lip_aligner | error_detector | style_dit"),
+    stage: str = typer.Argument(..., help=" | ".join(TRAIN_ORDER)),
     shards: str = typer.Option(..., "--shards", help="Shard root (local or s3://)."),
     config: str = typer.Option("tiny", "--config", help="Model size: tiny | base | paper."),
     params: Path = ParamsOpt,

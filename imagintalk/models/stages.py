@@ -4,9 +4,8 @@ The training room wraps any stage in the same Ray Train loop without knowing its
 build it with :func:`build_stage`, optimise ``[p for p in stage.parameters() if p.requires_grad]``
 (frozen upstream parts have ``requires_grad=False`` and stay in eval mode), call ``loss(batch)``.
 
-Order (DESIGN.md §5): vocoder, unit_bert, lip_aligner (independent) → error_detector (needs the
-aligner, starts from the pre-trained unit BERT) → style_dit (needs the refiner for c_lip; trains
-the face-style adapter jointly). ``StyleDiTConfig.c_lip_source`` picks c_lip from the refined
+Which trained parts each stage builds on is declared once, in :mod:`imagintalk.train.graph`.
+The style-DiT stage trains the face-style adapter jointly. ``StyleDiTConfig.c_lip_source`` picks c_lip from the refined
 units (what inference sees, default) or from the ground-truth units (teacher forcing).
 """
 

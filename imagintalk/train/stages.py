@@ -1,11 +1,9 @@
-"""The training stage family: which registered stages each builds on and what data it reads.
+"""The training stage family: builds each stage on the registered modules it needs, and scores it.
 
-The modules themselves come from :func:`imagintalk.models.stages.build_stage` (each with
-``loss(batch) -> (loss, metrics)``); this table adds what the training room decides:
+The graph (which registered stages each builds on, what data it reads) is declared once in
+:mod:`imagintalk.train.graph`. The modules themselves come from
+:func:`imagintalk.models.stages.build_stage` (each with ``loss(batch) -> (loss, metrics)``).
 
-- ``needs`` maps the part name ``build_stage`` expects to the registered stage that supplies it:
-  the error detector starts from the trained lip aligner (frozen) and unit BERT; the style-DiT
-  uses the trained refiner (``imagintalk-error_detector``: aligner + BERT + detector), frozen.
 - c_lip for the style-DiT: by default computed from the *refined* units of the registered
   refiner, i.e. exactly what inference feeds the DiT (no train/test mismatch); setting the model
   config's ``style_dit.c_lip_source`` to ``ground_truth`` trains on teacher-forced c_lip over the
@@ -16,7 +14,6 @@ The modules themselves come from :func:`imagintalk.models.stages.build_stage` (e
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -25,33 +22,10 @@ from imagintalk.config import LoaderConfig, Params
 from imagintalk.errors import ConfigError
 from imagintalk.models.config import ModelConfig
 from imagintalk.models.stages import build_stage as build_model_stage
+from imagintalk.train.graph import ORDER, STAGES, StageSpec, upstream
 
-ORDER = ("vocoder", "unit_bert", "lip_aligner", "error_detector", "style_dit")
+__all__ = ["ORDER", "STAGES", "StageSpec", "build_stage", "score_split", "upstream"]
 
-
-@dataclass(frozen=True)
-class StageSpec:
-    name: str
-    needs: Mapping[str, str] = field(default_factory=dict)   # build_stage part -> registered stage
-    audio: bool = False                                       # decode audio.flac
-
-    def loader_config(self, params: Params, train: bool = True) -> LoaderConfig:
-        """The loader settings of this stage (batch size override, audio on demand)."""
-        update: dict = {"audio": self.audio}
-        if params.train.batch_size is not None:
-            update["batch_size"] = params.train.batch_size
-        if not train:
-            update["drop_last"] = False
-        return params.loader.model_copy(update=update)
-
-
-STAGES: dict[str, StageSpec] = {
-    "vocoder": StageSpec("vocoder", audio=True),
-    "unit_bert": StageSpec("unit_bert"),
-    "lip_aligner": StageSpec("lip_aligner"),
-    "error_detector": StageSpec("error_detector", needs={"lip_aligner": "lip_aligner", "unit_bert": "unit_bert"}),
-    "style_dit": StageSpec("style_dit", needs={"refiner": "error_detector"}),
-}
 
 
 def build_stage(stage: str, cfg: ModelConfig, deps: Mapping[str, nn.Module]) -> nn.Module:

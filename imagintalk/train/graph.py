@@ -1,0 +1,63 @@
+"""The model-stage graph, declared once, without importing torch (the CLI and the pipeline
+registry read it at start-up).
+
+``needs`` maps the part name :func:`imagintalk.models.stages.build_stage` expects to the registered
+stage that supplies it: the error detector starts from the trained lip aligner (frozen) and unit
+BERT; the style-DiT uses the trained refiner (``imagintalk-error_detector``: aligner + BERT +
+detector), frozen. The pipeline's training stages and their DVC/Dagster dependencies
+(pipelines/registry.py), the training order, the CLI's choices and the k8s job waves (checked by
+tests) all derive from this table; nothing else lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+
+from imagintalk.config import LoaderConfig, Params
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    needs: Mapping[str, str] = field(default_factory=dict)   # build_stage part -> registered stage
+    audio: bool = False                                       # decode audio.flac
+
+    def loader_config(self, params: Params, train: bool = True) -> LoaderConfig:
+        """The loader settings of this stage (batch size override, audio on demand)."""
+        update: dict = {"audio": self.audio}
+        if params.train.batch_size is not None:
+            update["batch_size"] = params.train.batch_size
+        if not train:
+            update["drop_last"] = False
+        return params.loader.model_copy(update=update)
+
+
+STAGES: dict[str, StageSpec] = {
+    "vocoder": StageSpec("vocoder", audio=True),
+    "unit_bert": StageSpec("unit_bert"),
+    "lip_aligner": StageSpec("lip_aligner"),
+    "error_detector": StageSpec("error_detector", needs={"lip_aligner": "lip_aligner", "unit_bert": "unit_bert"}),
+    "style_dit": StageSpec("style_dit", needs={"refiner": "error_detector"}),
+}
+
+
+def upstream(stage: str) -> tuple[str, ...]:
+    """The registered stages ``stage`` builds on directly (its ``needs``, in declaration order)."""
+    return tuple(dict.fromkeys(STAGES[stage].needs.values()))
+
+
+def _order() -> tuple[str, ...]:
+    """A training order in which every stage follows what it needs (declaration order where free)."""
+    sorter = TopologicalSorter({name: upstream(name) for name in STAGES})
+    sorter.prepare()
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=list(STAGES).index)
+        order.extend(ready)
+        sorter.done(*ready)
+    return tuple(order)
+
+
+ORDER: tuple[str, ...] = _order()
