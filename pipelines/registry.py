@@ -20,6 +20,7 @@ from imagintalk.config import Params, load_params
 from imagintalk.corpora.manifest import quarantine_path
 from imagintalk.train.graph import ORDER as MODEL_STAGES
 from imagintalk.train.graph import upstream as model_upstream
+
 EXPORT_DIR = "imagintalk_model"  # the register stage's copy of the composite's weights, tracked by DVC
 
 

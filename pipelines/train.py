@@ -20,8 +20,8 @@ from imagintalk.errors import ConfigError
 from imagintalk.models.config import ModelConfig
 from imagintalk.registry.versions import RegisteredVersion
 from imagintalk.settings import ENV_STORAGE_ROOT
-from imagintalk.train.runner import train_and_register
 from imagintalk.train.graph import ORDER
+from imagintalk.train.runner import train_and_register
 
 # Metrics shown in the summary line, by preference.
 _SUMMARY_METRICS = ("loss", "val_loss")
