@@ -5,10 +5,11 @@ Judges that need a model (pocketsphinx, resemblyzer) load bundled weights once p
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
+
+from imagintalk.features.speaker import speaker_embedding, speaker_similarity  # noqa: F401 (the judges)
 
 
 def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
@@ -57,28 +58,6 @@ def stoi_scores(ref: np.ndarray, gen: np.ndarray, sr: int = 16000) -> tuple[floa
 
     n = min(len(ref), len(gen))
     return float(stoi(ref[:n], gen[:n], sr, extended=False)), float(stoi(ref[:n], gen[:n], sr, extended=True))
-
-
-@functools.lru_cache(maxsize=1)
-def _voice_encoder():
-    from resemblyzer import VoiceEncoder
-
-    return VoiceEncoder("cpu", verbose=False)
-
-
-def speaker_embedding(audio: np.ndarray, sr: int = 16000) -> np.ndarray:
-    from resemblyzer import preprocess_wav
-
-    wav = preprocess_wav(audio.astype(np.float32), sr)
-    if len(wav) < sr // 10:  # resemblyzer trims silence; a silent clip keeps its raw samples
-        wav = audio.astype(np.float32)
-    return _voice_encoder().embed_utterance(wav)
-
-
-def speaker_similarity(ref: np.ndarray, gen: np.ndarray, sr: int = 16000) -> float:
-    """Cosine similarity of resemblyzer GE2E embeddings (bundled weights)."""
-    a, b = speaker_embedding(ref, sr), speaker_embedding(gen, sr)
-    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
 
 
 def f0_track(audio: np.ndarray, sr: int = 16000, fmin: float = 60.0, fmax: float = 400.0) -> np.ndarray:

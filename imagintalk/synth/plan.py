@@ -1,5 +1,6 @@
-"""The SynthTalk roster: speakers (face + voice, fixed per speaker index), their speaker-disjoint
-splits, and the clips each speaker records (emotion and intensity balanced within every split).
+"""The SynthTalk roster: speakers (a face fixed per speaker index, and the voice that face implies:
+``face_voice.py``), their speaker-disjoint splits, and the clips each speaker records (emotion and
+intensity balanced within every split).
 """
 
 from __future__ import annotations
@@ -12,13 +13,8 @@ from imagintalk.config import SynthConfig
 from imagintalk.emotions import normalize_emotion
 from imagintalk.errors import ConfigError
 from imagintalk.synth.espeak import EspeakVoice
+from imagintalk.synth.face_voice import voice_of_face
 from imagintalk.synth.identity import IdentityRecipe, identity_recipe
-
-# Alternating male and female variants so neighbouring speakers sound unlike each other.
-VOICE_VARIANTS = ("m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "m7")
-PITCH_RANGE = (35, 65)    # espeak base pitch 0-100
-RATE_RANGE = (135, 170)   # words per minute: GRID sentences of ~2 s, clips of ~2-3.5 s
-GOLDEN = 0.6180339887498949
 
 
 @dataclass(frozen=True)
@@ -44,12 +40,8 @@ class ClipSpec:
 
 
 def speaker_voice(index: int) -> EspeakVoice:
-    """A speaker's one voice: the variant cycles; pitch and rate follow golden-ratio strides."""
-    u = (0.5 + index * GOLDEN) % 1.0
-    v = (0.5 + index * GOLDEN * GOLDEN) % 1.0
-    pitch = round(PITCH_RANGE[0] + u * (PITCH_RANGE[1] - PITCH_RANGE[0]))
-    rate = round(RATE_RANGE[0] + v * (RATE_RANGE[1] - RATE_RANGE[0]))
-    return EspeakVoice(variant=f"en-us+{VOICE_VARIANTS[index % len(VOICE_VARIANTS)]}", pitch=pitch, rate=rate)
+    """A speaker's one voice: the one its face implies (never the index itself)."""
+    return voice_of_face(identity_recipe(index))
 
 
 def split_of_speakers(n: int, val: int, test: int) -> list[str]:
@@ -68,8 +60,8 @@ def plan_corpus(speakers: int, clips_per_speaker: int, seed: int, cfg: SynthConf
     if not emotions:
         raise ConfigError("synth.emotions", "empty")
     splits = split_of_speakers(speakers, cfg.val_speakers, cfg.test_speakers)
-    roster = [SpeakerSpec(k, f"spk{k:02d}", splits[k], identity_recipe(k), speaker_voice(k))
-              for k in range(speakers)]
+    recipes = [identity_recipe(k) for k in range(speakers)]
+    roster = [SpeakerSpec(k, f"spk{k:02d}", splits[k], r, voice_of_face(r)) for k, r in enumerate(recipes)]
     clips: list[ClipSpec] = []
     position = dict.fromkeys(("train", "val", "test"), 0)
     for spk in roster:
