@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from imagintalk.errors import ConfigError
 
@@ -208,10 +208,46 @@ class TrainConfig(Section):
     val_batches: int = 8            # val-split batches scored after training (model card metrics)
 
 
+def _eval_key(key: str) -> str:
+    """A metric name of the evaluation (``wer``, ``resynthesis.wer``): imagintalk/eval/catalog.py."""
+    from imagintalk.eval.catalog import split_key
+
+    split_key(key)  # ValueError naming the unknown variant or metric
+    return key
+
+
 class GateMetric(Section):
     name: str                       # read from the version tag eval.<name>
     higher_is_better: bool
     margin: float = 0.0             # required improvement over the champion (negative = tolerance)
+
+    @field_validator("name")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        return _eval_key(v)
+
+
+class MetricFloor(Section):
+    """A bound the challenger's own evaluation must meet (inclusive), checked before any champion
+    comparison. ``metric`` is an eval key (``wer``, ``resynthesis.wer``); with ``relative_to``
+    (another key of the same evaluation, e.g. ``ground_truth.dnsmos_p808``) min/max are offsets
+    from that metric's value."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    relative_to: str | None = None
+
+    @field_validator("metric", "relative_to")
+    @classmethod
+    def _known_metric(cls, v: str | None) -> str | None:
+        return v if v is None else _eval_key(v)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> MetricFloor:
+        if self.min is None and self.max is None:
+            raise ValueError(f"floor on {self.metric} needs min or max")
+        return self
 
 
 class PromoteConfig(Section):
@@ -228,6 +264,9 @@ class PromoteConfig(Section):
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
     previous_alias: str = "previous-champion"
+    # corpus (the evaluation's eval.corpus tag) -> bounds; "default" applies to a corpus without its
+    # own entry; empty = no floors (imagintalk/registry/gate.py check_floors)
+    floors: dict[str, list[MetricFloor]] = Field(default_factory=dict)
 
 
 class PipelineConfig(Section):
@@ -252,7 +291,21 @@ class EvalConfig(Section):
     guidance_id: float = 1.0
     guidance_emo: float = 1.0
     seed: int = 0
+    # the oracle ladder's rungs besides `full` (always): imagintalk/eval/catalog.py RUNGS
+    ladder: list[str] = Field(default_factory=lambda: ["ground_truth", "resynthesis", "oracle_units",
+                                                       "no_refinement"])
     ablations: list[str] = Field(default_factory=lambda: ["no_error_detector", "no_id", "no_emo"])
+
+    @field_validator("ladder", "ablations")
+    @classmethod
+    def _known_variants(cls, v: list[str], info) -> list[str]:
+        from imagintalk.eval.catalog import ABLATIONS, RUNGS
+
+        known = RUNGS if info.field_name == "ladder" else ABLATIONS
+        bad = [x for x in v if x not in known]
+        if bad:
+            raise ValueError(f"unknown {info.field_name} entry {bad[0]!r} (known: {', '.join(known)})")
+        return v
 
 
 Severity = Literal["blocking", "warning"]

@@ -75,30 +75,63 @@ class ImaginTalk(nn.Module):
         ``guidance`` weights per condition ({"lip", "id", "emo"}); ``drop`` generates without the
         named conditions (ablations: ``drop=("id",)``; all three = unconditional).
         """
-        unknown = set(drop) - set(CONDITIONS)
-        if unknown:
-            raise ValueError(f"unknown condition(s) to drop: {sorted(unknown)}")
         self.eval()
         dev = self.device
         lips = torch.as_tensor(lips, device=dev)  # uint8 or [0,1] float: the aligner scales it
         lip_mask = (torch.ones(lips.shape[:2], dtype=torch.bool, device=dev) if lip_mask is None
                     else torch.as_tensor(lip_mask, device=dev).bool())
         identity, face, emotion = (torch.as_tensor(x, device=dev) for x in (identity, face, emotion))
-        gen = torch.Generator(device=dev).manual_seed(int(seed))
         ref = self.refiner.refine(lips, lip_mask, rounds=rounds)
+        return self._speak(ref.units, ref.c_lip, ref.mask, lip_mask, identity, face, emotion, steps=steps,
+                           guidance=guidance, seed=seed, temperature=temperature, drop=drop)
+
+    def _speak(self, units: Tensor, c_lip: Tensor, mask: Tensor, lip_mask: Tensor, identity: Tensor, face: Tensor,
+               emotion: Tensor, steps: int | None, guidance: Mapping[str, float] | None, seed: int,
+               temperature: float | None, drop: Sequence[str]) -> GenerateOutput:
+        """c_lip (B×2T×C over ``mask``) + the clip's face conditions → style-DiT → decoder → vocoder."""
+        unknown = set(drop) - set(CONDITIONS)
+        if unknown:
+            raise ValueError(f"unknown condition(s) to drop: {sorted(unknown)}")
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
         style = self.face_style(identity, face, emotion, lip_mask)
         codes = self.dit.sample(
-            ref.mask, c_lip=None if "lip" in drop else ref.c_lip, c_id=None if "id" in drop else style.c_id,
+            mask, c_lip=None if "lip" in drop else c_lip, c_id=None if "id" in drop else style.c_id,
             c_emo=None if "emo" in drop else style.c_emo, emo_known=style.emo_known, steps=steps,
             guidance=guidance, generator=gen, temperature=temperature,
         )
+        wave, lengths, mel = self.decode_codes(codes, mask.sum(dim=1))
+        return GenerateOutput(waveforms=wave, lengths=lengths, units=units, codes=codes, mel=mel,
+                              sample_rate=self.cfg.vocab.sample_rate)
+
+    @torch.inference_mode()
+    def decode_codes(self, codes: Tensor, token_lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Codec tokens B×L×N (valid up to ``token_lengths``) → (waveforms B×S, sample lengths B,
+        log-mel B×n_mels×(m·N)): the codec decoder and vocoder tail of ``generate``. On a clip's
+        ground-truth codes it is the evaluation ladder's ``resynthesis`` rung."""
         v = self.cfg.vocab
         per_token = v.mels_per_frame // v.units_per_frame
-        token_lengths = ref.mask.sum(dim=1)
+        codes, token_lengths = torch.as_tensor(codes, device=self.device), torch.as_tensor(token_lengths,
+                                                                                           device=self.device)
         mel = decode_batch(self.codec, codes, token_lengths, v.n_mels, per_token)
         wave, lengths = self.vocoder(mel, token_lengths * per_token)
-        return GenerateOutput(waveforms=wave.float(), lengths=lengths, units=ref.units, codes=codes, mel=mel,
-                              sample_rate=v.sample_rate)
+        return wave.float(), lengths, mel
+
+    @torch.inference_mode()
+    def generate_from_units(self, batch: Batch, steps: int | None = None,
+                            guidance: Mapping[str, float] | None = None, seed: int = 0,
+                            temperature: float | None = None, drop: Sequence[str] = ()) -> GenerateOutput:
+        """Speech from a loader batch's ground-truth ``units`` (instead of the lips' predicted ones),
+        with the clip's own lips, face, identity and emotion: c_lip is the refiner's teacher path
+        (``LipRefiner.teacher_c_lip``, what the style-DiT sees with ``c_lip_source: teacher``). The
+        evaluation ladder's ``oracle_units`` rung: what the style-DiT and decoder make of perfect units."""
+        self.eval()
+        dev = self.device
+        batch = {k: torch.as_tensor(v, device=dev) for k, v in batch.items() if isinstance(v, Tensor)}
+        lip_mask = frame_mask(batch)
+        c_lip, mask = self.refiner.teacher_c_lip(batch)
+        units = torch.where(mask, batch["units"][:, : mask.shape[1]].long(), 0)
+        return self._speak(units, c_lip, mask, lip_mask, batch["identity"], batch["face"], batch["emotion"],
+                           steps=steps, guidance=guidance, seed=seed, temperature=temperature, drop=drop)
 
     def generate_batch(self, batch: Batch, **kwargs) -> GenerateOutput:
         """``generate`` on a loader batch (keys lips, lip_mask, identity, face, emotion)."""
