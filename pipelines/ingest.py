@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagintalk.config import Params, load_params
+from imagintalk.corpora.base import is_inside
 from imagintalk.corpora.cards import load_card
 from imagintalk.corpora.ingest import build_manifest
 from imagintalk.corpora.manifest import SPLITS, quarantine_path, write_manifest
 from imagintalk.corpora.registry import get_scanner
-from imagintalk.errors import CorpusLayoutError
+from imagintalk.errors import ConfigError, CorpusLayoutError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def ingest_corpus(corpus: str, raw_dir: Path, out: Path, params: Params | None =
     if not scan.sources:
         raise CorpusLayoutError(raw_dir, f"no {corpus} clips found ({len(scan.rejects)} files refused); "
                                          f"expected layout: {' '.join(card.layout.split())}")
+    check_output(Path(out), Path(raw_dir))
     result = build_manifest(scan, card, params.ingest)
     manifest = write_manifest(result.rows, out, result.quarantine)
     for q in result.quarantine:
@@ -66,3 +68,15 @@ def ingest_corpus(corpus: str, raw_dir: Path, out: Path, params: Params | None =
         hours=sum(r.duration_s for r in result.rows) / 3600.0,
         splits=dict(Counter(r.split for r in result.rows)),
     )
+
+
+def check_output(out: Path, raw_dir: Path) -> None:
+    """Refuse a manifest path that would overwrite or land inside the input corpus (its labels,
+    its media) or that is not a ``.parquet`` file (the audit and DVC tell manifests by suffix)."""
+    if out.suffix != ".parquet":
+        raise ConfigError(out, "the manifest must be a .parquet file")
+    if out.exists() and out.is_dir():
+        raise ConfigError(out, "is a directory; give the manifest's file name")
+    if raw_dir.exists() and is_inside(out, raw_dir):
+        raise ConfigError(out, f"lies inside the input corpus {raw_dir}; write the manifest elsewhere "
+                               "(ingest never writes into the corpus it reads)")

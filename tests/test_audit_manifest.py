@@ -53,6 +53,7 @@ CLIP = "synthtalk/s2/clip01"
 # expectation id -> (defect injected into otherwise clean rows, clip id the failure must name)
 DEFECTS: dict[str, tuple[Callable[[list[ManifestRow]], list[ManifestRow]], str | None]] = {
     "manifest.fields_complete": (lambda rows: edit(rows, CLIP, sha256=None), CLIP),
+    "manifest.row_valid": (lambda rows: edit(rows, CLIP, video_path="/etc/passwd"), CLIP),
     "manifest.clip_id_unique": (lambda rows: [*rows, replace(rows[3], sha256="f" * 64)], CLIP),
     "manifest.sha256_unique": (lambda rows: edit(rows, CLIP, sha256=rows[0].sha256), CLIP),
     "manifest.split_valid": (lambda rows: [replace(r, split="dev") if r.speaker == "s5" else r for r in rows],

@@ -40,7 +40,7 @@ MANIFEST_REQUIRED = ("clip_id", "corpus", "speaker", "split", "video_path", "dur
                      "sample_rate", "sha256")
 SHARD_REQUIRED = ("key", "split", "speaker", "duration_s", "n_frames", "face_ratio", "lip_sharpness",
                   "lip_brightness", "audio_rms", "clipping_ratio", "silence_ratio", "av_mismatch_s",
-                  "units_per_s", "codes_shape", "mel_frames")
+                  "units_per_s", "codes_shape", "mel_frames", "speaker_norm")
 
 
 class _Builder:
@@ -100,6 +100,9 @@ def manifest_clip_suite(clips: pd.DataFrame, params: Params) -> SuiteSpec:
     b = _Builder("manifest_clips", frame, "clip_id", params)
     b.add("manifest.not_empty", "the manifest has at least one clip", E.ExpectTableRowCountToBeBetween,
           min_value=1)
+    b.add("manifest.row_valid", "safe corpus/speaker/clip names, a known split, absolute media paths, "
+          "positive numbers (what the shard step requires)", E.ExpectColumnValuesToBeInSet,
+          column="row_problem", value_set=[""], detail=("row_problem",))
     _add_common(b, "manifest")
     b.add("manifest.sha256_unique", "no two clips share a content hash (duplicate media)",
           E.ExpectColumnValuesToBeUnique, column="sha256", detail=("sha256",))

@@ -17,12 +17,15 @@ from pathlib import Path
 
 from imagintalk.config import IngestConfig
 from imagintalk.corpora.cards import CorpusCard
-from imagintalk.corpora.manifest import SPLITS, QuarantineRow
+from imagintalk.corpora.manifest import (  # noqa: F401 - suffixes re-exported for the recipes
+    AUDIO_SUFFIXES,
+    MEDIA_SUFFIXES,
+    SPLITS,
+    VIDEO_SUFFIXES,
+    QuarantineRow,
+)
 from imagintalk.errors import CorpusLayoutError
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".mpg", ".mpeg", ".flv", ".avi", ".mov", ".mkv", ".webm"})
-AUDIO_SUFFIXES = frozenset({".wav", ".m4a", ".flac", ".mp3", ".aac"})
-MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES
 UNKNOWN_LAYOUT = "unknown layout"
 OUTSIDE_ROOT = "path outside the corpus root"
 

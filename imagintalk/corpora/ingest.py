@@ -21,7 +21,7 @@ from imagintalk.config import IngestConfig
 from imagintalk.corpora.base import OUTSIDE_ROOT, ClipSource, ScanResult, is_inside, resolve_split
 from imagintalk.corpora.cards import CorpusCard
 from imagintalk.corpora.checks import inspect_media, sha256_files
-from imagintalk.corpora.manifest import SPLITS, ManifestRow, QuarantineRow
+from imagintalk.corpora.manifest import SPLITS, ManifestRow, QuarantineRow, id_problem
 from imagintalk.errors import AudioQualityError, CorpusLayoutError, ImaginTalkError, MediaError
 
 
@@ -59,6 +59,10 @@ def inspect_clip(src: ClipSource, split: str, root: Path, cfg: IngestConfig) -> 
     elif video.audio is None:
         raise MediaError(src.video_path, "missing audio track")
     assert audio.audio is not None
+    duration = video.video.duration_s
+    if not cfg.min_duration_s <= duration <= cfg.max_duration_s:
+        raise MediaError(src.video_path, f"clip lasts {duration:.2f} s, outside ingest's "
+                                         f"[{cfg.min_duration_s:g}, {cfg.max_duration_s:g}] s")
     gap = audio.audio.duration_s - video.video.duration_s
     if abs(gap) > cfg.max_av_mismatch_s:
         raise AudioQualityError(src.audio_path or src.video_path,
@@ -95,6 +99,10 @@ def build_manifest(scan: ScanResult, card: CorpusCard, cfg: IngestConfig,
                 src.video_path, f"duplicate clip id {src.clip_id}")))
             continue
         seen.add(src.clip_id)
+        problem = id_problem(src.corpus, src.speaker, src.clip)
+        if problem:   # names become shard paths: never let one climb out of the shard root
+            out.quarantine.append(_quarantine(src, CorpusLayoutError(src.video_path, problem)))
+            continue
         try:
             jobs.append((src, resolve_split(src, card, cfg)))
         except CorpusLayoutError as exc:
