@@ -315,6 +315,7 @@ Severity = Literal["blocking", "warning"]
 # unknown id there is refused (a typo must not silently leave an expectation at its default).
 AUDIT_SEVERITY_DEFAULTS: dict[str, Severity] = {
     "manifest.not_empty": "blocking",
+    "manifest.row_valid": "blocking",
     "manifest.fields_complete": "blocking",
     "manifest.clip_id_unique": "blocking",
     "manifest.sha256_unique": "blocking",
