@@ -30,10 +30,12 @@ import fsspec
 from fsspec.core import url_to_fs
 
 from imagintalk.config import StorageConfig
+from imagintalk.errors import ConfigError
 
 ENDPOINT_ENVS = ("FSSPEC_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 REMOTE_SCHEMES = ("s3",)
 _HASH_CHUNK = 1 << 20
+STAGED_SUFFIX = ".tmp"   # local staging name: ".{name}.<random>.tmp" beside the destination
 
 
 def scheme_of(url: str | Path) -> str:
@@ -84,6 +86,21 @@ def join(root: str | Path, *parts: str) -> str:
     return str(Path(root).joinpath(*parts))
 
 
+def contained(root: str | Path, rel: str) -> str:
+    """``join(root, rel)`` after proving it lies under ``root``: no ``..``, absolute or empty
+    segment in ``rel``, and, for a local root, no symlink on the way that leads out of it.
+    Every shard write and stale-shard delete goes through here; ConfigError otherwise."""
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") or "\\" in p for p in parts):
+        raise ConfigError(join(root, rel), f"path escapes the output root {root}")
+    url = join(root, *parts)
+    if not is_remote(root):
+        real_root = Path(os.path.realpath(root))
+        if not Path(os.path.realpath(url)).is_relative_to(real_root):
+            raise ConfigError(url, f"path leads out of the output root {root} (symlink)")
+    return url
+
+
 def exists(url: str | Path, cfg: StorageConfig | None = None) -> bool:
     fs, path = get_fs(url, cfg)
     return fs.exists(path)
@@ -117,6 +134,17 @@ def glob(pattern: str, cfg: StorageConfig | None = None) -> list[str]:
     return [f"{scheme}://{p}" if scheme else p for p in found]
 
 
+def file_sizes(root: str | Path, suffix: str, cfg: StorageConfig | None = None) -> dict[str, int]:
+    """``{relative path with '/': size}`` of every file under ``root`` ending in ``suffix``."""
+    fs, base = get_fs(root, cfg)
+    if not fs.exists(base):
+        return {}
+    base = base.rstrip("/")
+    found = fs.find(base, detail=True)
+    return {p[len(base) + 1:].replace(os.sep, "/"): int(info["size"]) for p, info in found.items()
+            if p.endswith(suffix) and p.startswith(base + "/")}
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -140,7 +168,7 @@ def staged_file(url: str | Path, cfg: StorageConfig | None = None) -> Iterator[P
     else:
         dest = Path(url)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=STAGED_SUFFIX, dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -148,6 +176,14 @@ def staged_file(url: str | Path, cfg: StorageConfig | None = None) -> Iterator[P
         publish_file(tmp, url, cfg)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def staged_leftovers(directory: str | Path, name_glob: str) -> list[Path]:
+    """Local staging files of ``name_glob`` destinations in ``directory`` that a killed process
+    left behind (an exception cleans its own; SIGKILL cannot)."""
+    if is_remote(directory) or not Path(directory).is_dir():
+        return []
+    return sorted(Path(directory).glob(f".{name_glob}.*{STAGED_SUFFIX}"))
 
 
 def publish_file(local: str | Path, url: str | Path, cfg: StorageConfig | None = None) -> None:

@@ -24,7 +24,7 @@ from imagintalk.config import Params, load_params
 from imagintalk.corpora.manifest import ManifestRow, read_manifest
 from imagintalk.errors import ConfigError
 from imagintalk.settings import ENV_RAY_ADDRESS
-from imagintalk.shards.index import build_index, quarantine_rows, write_index
+from imagintalk.shards.index import build_index, invalidate_index, quarantine_rows, write_index
 from imagintalk.shards.process import (
     TOKENIZER_FILES,
     ClipOutcome,
@@ -38,8 +38,10 @@ from imagintalk.shards.writer import (
     ShardSpec,
     plan_shards,
     read_sidecar,
+    remove_leftover_temps,
     remove_stale_shards,
     sha256_json,
+    stale_shards,
     write_shard,
 )
 
@@ -84,11 +86,13 @@ def shard_manifest(manifest: Path, out: str, workers: int | None = None, params:
     """Preprocess every clip of ``manifest`` into shards under ``out`` (local path or s3://)."""
     started = time.perf_counter()
     params = params or load_params()
-    workers = int(workers or params.shards.workers)
+    workers = int(workers if workers is not None else params.shards.workers)
     if workers < 1:
         raise ConfigError("--workers", f"must be >= 1, got {workers}")
     scfg = params.storage
     out = str(out).rstrip("/") if storage.is_remote(out) else str(Path(out).resolve())
+    if not storage.is_remote(out) and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(out, "the shard root must be a directory (it is a file)")
     rows = read_manifest(manifest)
     if not rows:
         raise ConfigError(manifest, "manifest has no clips")
@@ -112,6 +116,9 @@ def shard_manifest(manifest: Path, out: str, workers: int | None = None, params:
         else:
             sidecars[spec.tar_path] = done
     skipped = len(sidecars)
+    remove_leftover_temps(out, specs)
+    if pending or stale_shards(out, specs, scfg):
+        invalidate_index(out, scfg)   # before the first change: a killed run leaves no stale index
     todo = [by_id[c] for spec in pending for c in spec.clip_ids]
     use_ray = _wants_ray(workers)
     log.info("shard: %d clips in %d shards, %d complete, %d clips to process (%s)", len(rows),

@@ -49,7 +49,8 @@ def build_index(sidecars: Sequence[dict[str, Any]], versions: dict[str, Any],
         for name, e in sorted(splits.items())
     }
     shards = [{"path": sc["shard"], "corpus": sc["corpus"], "split": sc["split"],
-               "n_samples": sc["n_samples"], "sha256": sc["sha256"]}
+               "n_samples": sc["n_samples"], "sha256": sc["sha256"],
+               **({"size": sc["size"]} if "size" in sc else {})}
               for sc in sorted(sidecars, key=lambda s: s["shard"])]
     return {
         **{k: versions.get(k) for k in VERSION_KEYS},
@@ -78,14 +79,39 @@ def write_index(root: str, index: dict[str, Any], quarantine: list[dict[str, Any
     return url
 
 
-def read_index(root: str, cfg: StorageConfig | None = None) -> dict[str, Any]:
+def invalidate_index(root: str, cfg: StorageConfig | None = None) -> None:
+    """Remove the index (and its quarantine list) before a run changes any shard: a run killed
+    midway then leaves no index at all, never an old one describing tars that changed."""
+    for name in (INDEX_NAME, QUARANTINE_NAME):
+        storage.remove(storage.join(root, name), cfg)
+
+
+def read_index(root: str, cfg: StorageConfig | None = None, verify: bool = True) -> dict[str, Any]:
+    """The index of ``root``; with ``verify``, every shard it lists must exist with the size it
+    recorded (one listing of the root), else ConfigError: a stale index never names the data."""
     url = storage.join(root, INDEX_NAME)
     if not storage.exists(url, cfg):
         raise ConfigError(url, "no dataset index (run `imagintalk shard` first)")
     try:
-        return json.loads(storage.read_text(url, cfg))
+        index = json.loads(storage.read_text(url, cfg))
     except json.JSONDecodeError as exc:
         raise ConfigError(url, f"index is not valid JSON ({exc.msg})") from exc
+    if verify:
+        verify_index(root, index, cfg)
+    return index
+
+
+def verify_index(root: str, index: dict[str, Any], cfg: StorageConfig | None = None) -> None:
+    listed = [s for s in index.get("shards", []) if "size" in s]
+    if not listed:
+        return
+    sizes = storage.file_sizes(root, ".tar", cfg)
+    for s in listed:
+        size = sizes.get(s["path"])
+        if size != s["size"]:
+            what = "is missing" if size is None else f"has {size} bytes, the index says {s['size']}"
+            raise ConfigError(storage.join(root, INDEX_NAME),
+                              f"stale index: shard {s['path']} {what} (rerun `imagintalk shard`)")
 
 
 def read_quarantine(root: str, cfg: StorageConfig | None = None) -> list[dict[str, Any]]:

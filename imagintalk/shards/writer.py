@@ -25,7 +25,8 @@ import webdataset as wds
 
 from imagintalk import storage
 from imagintalk.config import ShardConfig, StorageConfig
-from imagintalk.corpora.manifest import ManifestRow
+from imagintalk.corpora.manifest import SPLITS, ManifestRow, name_problem
+from imagintalk.errors import ConfigError
 from imagintalk.shards.record import clip_id_to_key, dump_json
 
 SHARD_DIGITS = 6
@@ -74,6 +75,10 @@ def plan_shards(rows: Sequence[ManifestRow], samples_per_shard: int,
     ordered = sorted(rows, key=lambda r: (r.corpus, r.split, r.clip_id))
     for (corpus, split), group in groupby(ordered, key=lambda r: (r.corpus, r.split)):
         members = list(group)
+        problem = name_problem("corpus", corpus) or (
+            None if split in SPLITS else f"split {split!r} is not one of {list(SPLITS)}")
+        if problem:   # both become directories under the shard root
+            raise ConfigError(members[0].clip_id, problem)
         for number, start in enumerate(range(0, len(members), samples_per_shard)):
             chunk = members[start:start + samples_per_shard]
             inputs = [[r.clip_id, r.sha256] for r in chunk]
@@ -87,8 +92,8 @@ def plan_shards(rows: Sequence[ManifestRow], samples_per_shard: int,
 
 def read_sidecar(root: str, spec: ShardSpec, cfg: StorageConfig | None = None) -> dict | None:
     """The sidecar of a complete shard matching ``spec``, else ``None`` (redo it)."""
-    stats_url = storage.join(root, spec.stats_path)
-    if not storage.exists(stats_url, cfg) or not storage.exists(storage.join(root, spec.tar_path), cfg):
+    stats_url = storage.contained(root, spec.stats_path)
+    if not storage.exists(stats_url, cfg) or not storage.exists(storage.contained(root, spec.tar_path), cfg):
         return None
     try:
         sidecar = json.loads(storage.read_text(stats_url, cfg))
@@ -113,7 +118,8 @@ def write_shard(
     for s in ordered:
         if s["__key__"] not in allowed:
             raise ValueError(f"{spec.tar_path}: sample {s['__key__']!r} is not planned for this shard")
-    tar_url = storage.join(root, spec.tar_path)
+    tar_url = storage.contained(root, spec.tar_path)
+    stats_url = storage.contained(root, spec.stats_path)
     with storage.staged_file(tar_url, storage_cfg) as tmp:
         with open(tmp, "wb") as f, wds.TarWriter(
             f, user=TAR_OWNER, group=TAR_OWNER, mtime=cfg.tar_mtime, encoder=False,
@@ -121,18 +127,30 @@ def write_shard(
         ) as writer:
             for s in ordered:
                 writer.write(s)
-        digest = storage.sha256_file(tmp)
+        digest, size = storage.sha256_file(tmp), tmp.stat().st_size
     sidecar = {
         "shard": spec.tar_path, "corpus": spec.corpus, "split": spec.split,
-        "n_samples": len(ordered), "sha256": digest, "inputs_hash": spec.inputs_hash,
+        "n_samples": len(ordered), "sha256": digest, "size": size, "inputs_hash": spec.inputs_hash,
         "input_keys": list(spec.clip_ids),
         "samples": sorted(sample_stats, key=lambda s: s["key"]),
         "quarantined": sorted(quarantined, key=lambda q: q["clip_id"]),
         **versions,
     }
-    storage.write_text(storage.join(root, spec.stats_path),
-                       json.dumps(sidecar, sort_keys=True, indent=1), storage_cfg)
+    storage.write_text(stats_url, json.dumps(sidecar, sort_keys=True, indent=1), storage_cfg)
     return sidecar
+
+
+def stale_shards(root: str, specs: Sequence[ShardSpec], storage_cfg: StorageConfig | None = None) -> list[str]:
+    """Shard files (relative paths) of a planned (corpus, split) that the plan no longer names."""
+    keep = {p for s in specs for p in (s.tar_path, s.stats_path)}
+    stale: list[str] = []
+    for corpus, split in sorted({(s.corpus, s.split) for s in specs}):
+        folder = storage.contained(root, f"{corpus}/{split}")
+        for url in storage.glob(storage.join(folder, f"{split}-*"), storage_cfg):
+            rel = f"{corpus}/{split}/{url.rstrip('/').rsplit('/', 1)[-1]}"
+            if rel not in keep and (rel.endswith(".tar") or rel.endswith(".stats.json")):
+                stale.append(rel)
+    return stale
 
 
 def remove_stale_shards(root: str, specs: Sequence[ShardSpec],
@@ -140,17 +158,23 @@ def remove_stale_shards(root: str, specs: Sequence[ShardSpec],
     """Delete shard files of a planned (corpus, split) that the plan no longer names.
 
     A rerun with fewer clips or a larger ``samples_per_shard`` would otherwise leave old shards
-    that a glob-based reader would still pick up.
+    that a glob-based reader would still pick up. Each delete is proven to lie under ``root``.
     """
-    keep = {p for s in specs for p in (s.tar_path, s.stats_path)}
-    removed: list[str] = []
-    for corpus, split in sorted({(s.corpus, s.split) for s in specs}):
-        for url in storage.glob(storage.join(root, corpus, split, f"{split}-*"), storage_cfg):
-            rel = f"{corpus}/{split}/{url.rstrip('/').rsplit('/', 1)[-1]}"
-            if rel not in keep and (rel.endswith(".tar") or rel.endswith(".stats.json")):
-                storage.remove(url, storage_cfg)
-                removed.append(rel)
+    removed = stale_shards(root, specs, storage_cfg)
+    for rel in removed:
+        storage.remove(storage.contained(root, rel), storage_cfg)
     return removed
+
+
+def remove_leftover_temps(root: str, specs: Sequence[ShardSpec]) -> list[str]:
+    """Delete the staging files of shards, sidecars and the index that a killed run left under a
+    local root (only names this writer stages, only in the planned folders)."""
+    found = [p for corpus, split in sorted({(s.corpus, s.split) for s in specs})
+             for p in storage.staged_leftovers(storage.contained(root, f"{corpus}/{split}"), f"{split}-*")]
+    found += [p for name in ("index.json", "quarantine.json") for p in storage.staged_leftovers(root, name)]
+    for p in found:
+        p.unlink(missing_ok=True)
+    return [str(p) for p in found]
 
 
 def read_tar_keys(path: str) -> list[str]:
