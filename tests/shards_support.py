@@ -33,6 +33,10 @@ def _smooth_face(rng: np.random.Generator) -> np.ndarray:
     return np.stack(chans, axis=-1).astype(np.uint8)
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
 def make_record(clip_id: str, n_frames: int, rng: np.random.Generator, levels: int = 3,
                 emotion: str | None = "happy", per_frame_probs: bool = False, split: str = "train",
                 roi: int = 96) -> ShardRecord:
@@ -54,6 +58,7 @@ def make_record(clip_id: str, n_frames: int, rng: np.random.Generator, levels: i
         codes=rng.integers(0, 256, (levels, 2 * n_frames)).astype(np.int16),
         audio=(0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
         mouth=rng.random(n_frames).astype(np.float32),
+        speaker=_unit(rng.standard_normal(256)),
         meta={"corpus": corpus, "speaker": speaker, "split": split, "transcript": "bin blue at f two now",
               "duration_s": n_frames / 25, "fps": 25, "pipeline_version": PIPELINE_VERSION},
     )
@@ -65,7 +70,7 @@ def record_stats(rec: ShardRecord, split: str = "train") -> dict:
     return {"key": clip_id_to_key(rec.clip_id), "clip_id": rec.clip_id, "split": split,
             "speaker": rec.clip_id.split("/")[1], "emotion": rec.emotion["label"],
             "duration_s": rec.n_frames / 25, "n_frames": rec.n_frames, "units_per_s": 50.0,
-            "codes_shape": list(rec.codes.shape)}
+            "codes_shape": list(rec.codes.shape), "speaker_norm": float(np.linalg.norm(rec.speaker))}
 
 
 def make_clip_manifest(root: Path, spec: list[tuple[str, str, str, str]], n_frames: int = 20,

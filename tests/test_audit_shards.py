@@ -35,7 +35,7 @@ def clean_sample(speaker: str, split: str, i: int) -> dict[str, Any]:
             "emotion": EMOTIONS[i], "duration_s": T / 25, "n_frames": T, "face_ratio": 1.0,
             "lip_sharpness": 120.0, "lip_brightness": 110.0, "audio_rms": 0.05, "clipping_ratio": 0.0,
             "silence_ratio": 0.2, "av_mismatch_s": 0.01, "units_per_s": 50.0, "codes_shape": [8, 2 * T],
-            "mel_frames": 4 * T}
+            "mel_frames": 4 * T, "speaker_norm": 1.0}
 
 
 def tar_bytes(keys: list[str]) -> bytes:
@@ -228,6 +228,14 @@ def test_each_injected_shard_defect_fails_the_audit_and_names_the_offender(root,
     assert {o.id for o in result.blocking_failures} - {expectation_id} <= also
     outcome = next(o for o in result.failures if o.id == expectation_id)
     assert offender in {x.id for x in outcome.offenders}, outcome.offenders
+
+
+def test_sample_without_speaker_embedding_fails_fields_complete(root, params):
+    """A shard written before speaker.npy (no ``speaker_norm`` in its stats) is incomplete."""
+    edit_json(sidecar_of(root, TRAIN0), lambda sc: [s.pop("speaker_norm") for s in sc["samples"] if s["key"] == CLIP])
+    result = audit_target(str(root), None, params)
+    outcome = next(o for o in result.blocking_failures if o.id == "shards.fields_complete")
+    assert CLIP in {x.id for x in outcome.offenders}
 
 
 def test_short_shard_names_the_clip_missing_from_the_tar(root, params):

@@ -53,6 +53,7 @@ def test_eval_batches_are_centre_cropped_padded_and_masked(shard_root):
     assert b["lips"].shape == (4, t, 88, 88) and b["lips"].dtype == torch.uint8
     assert b["units"].shape == (4, 2 * t) and b["codes"].shape == (4, 3, 2 * t)
     assert b["mel"].shape == (4, 80, 4 * t) and b["identity"].shape == (4, 128)
+    assert b["speaker"].shape == (4, 256) and b["speaker"].dtype == torch.float32
     assert b["face"].shape == (4, 3, 150, 150) and b["emotion_frames"].shape == (4, t)
     for i, key in enumerate(b["keys"]):
         rec, n = recs[key], recs[key].n_frames
@@ -65,6 +66,7 @@ def test_eval_batches_are_centre_cropped_padded_and_masked(shard_root):
         np.testing.assert_array_equal(b["codes"][i, :, :2 * n].numpy(), rec.codes)
         np.testing.assert_allclose(b["mel"][i, :, :4 * n].numpy(), rec.mel.astype(np.float32))
         np.testing.assert_allclose(b["identity"][i].numpy(), rec.identity)
+        np.testing.assert_allclose(b["speaker"][i].numpy(), rec.speaker)
         np.testing.assert_allclose(b["mouth"][i, :n].numpy(), rec.mouth)
 
 

@@ -63,6 +63,8 @@ def test_record_round_trips_every_field_through_webdataset_with_documented_shape
         assert back.units.dtype == np.int16 and back.units.shape == (2 * t,)
         assert back.codes.dtype == np.int16 and back.codes.shape == (4 if rec is recs[0] else 3, 2 * t)
         assert back.mouth.dtype == np.float32 and back.mouth.shape == (t,)
+        assert back.speaker.dtype == np.float32 and back.speaker.shape == (256,)
+        np.testing.assert_array_equal(back.speaker, rec.speaker)
         np.testing.assert_array_equal(back.codes, rec.codes)
         assert back.face.shape == (150, 150, 3) and back.face.dtype == np.uint8
         assert np.abs(back.face.astype(int) - rec.face).mean() < 3  # JPEG is lossy, not random

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from imagintalk import storage
 from imagintalk.config import load_params
+from imagintalk.features.speaker import speaker_embedding
 from imagintalk.shards import decode_record, read_index, read_quarantine
 from pipelines.shard import shard_manifest
 
@@ -84,6 +85,9 @@ def test_shards_hold_every_key_at_documented_shapes_and_bad_clips_are_quarantine
         assert rec.codes.shape == (3, 2 * t) and rec.codes.dtype == np.int16
         assert rec.audio.shape == (640 * t,) and rec.sample_rate == 16000 and np.abs(rec.audio).max() > 0.01
         assert rec.mouth.shape == (t,) and rec.mouth.dtype == np.float32
+        # the GE2E speaker embedding of the clip's own audio (unit norm; FLAC keeps it to ~1e-3)
+        assert rec.speaker.shape == (256,) and rec.speaker.dtype == np.float32
+        assert float(rec.speaker @ speaker_embedding(rec.audio)) > 0.99
         assert rec.emotion["label"] == "happy" and rec.emotion["intensity"] == 0.5
         assert rec.meta["split"] in ("train", "val", "test") and rec.meta["transcript"]
         assert rec.meta["tokenizer_version"] == index["tokenizer_version"]
@@ -95,6 +99,7 @@ def test_shards_hold_every_key_at_documented_shapes_and_bad_clips_are_quarantine
     for s in sidecar["samples"]:
         assert s["units_per_s"] == pytest.approx(50.0) and s["codes_shape"] == [3, 50]
         assert {"face_ratio", "lip_sharpness", "audio_rms", "silence_ratio", "av_mismatch_s"} <= set(s)
+        assert s["speaker_norm"] == pytest.approx(1.0, abs=1e-3)
     assert "shard: 6 clips ok, 3 quarantined" in summary.summary_line()
 
 

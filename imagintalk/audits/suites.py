@@ -40,7 +40,7 @@ MANIFEST_REQUIRED = ("clip_id", "corpus", "speaker", "split", "video_path", "dur
                      "sample_rate", "sha256")
 SHARD_REQUIRED = ("key", "split", "speaker", "duration_s", "n_frames", "face_ratio", "lip_sharpness",
                   "lip_brightness", "audio_rms", "clipping_ratio", "silence_ratio", "av_mismatch_s",
-                  "units_per_s", "codes_shape", "mel_frames")
+                  "units_per_s", "codes_shape", "mel_frames", "speaker_norm")
 
 
 class _Builder:

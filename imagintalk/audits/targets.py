@@ -31,7 +31,7 @@ SIDECAR_SUFFIX = ".stats.json"
 # fails shards.fields_complete rather than silently passing the range checks (GX skips nulls).
 SAMPLE_FIELDS = ("key", "split", "speaker", "emotion", "duration_s", "n_frames", "face_ratio",
                  "lip_sharpness", "lip_brightness", "audio_rms", "clipping_ratio", "silence_ratio",
-                 "av_mismatch_s", "units_per_s", "codes_shape", "mel_frames")
+                 "av_mismatch_s", "units_per_s", "codes_shape", "mel_frames", "speaker_norm")
 QUARANTINE_COLUMNS = ("id", "kind", "reason")
 _CHUNK = 1 << 20
 

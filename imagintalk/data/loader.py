@@ -34,6 +34,7 @@ MELS_PER_FRAME = 4     # 100 Hz mel frames per video frame
 #   keys list[str]; lengths long B (frames); lips uint8 B×T×C×C; lip_mask bool B×T;
 #   mouth float32 B×T; units long B×2T; unit_mask bool B×2T; codes long B×L×2T;
 #   mel float32 B×80×4T; mel_mask bool B×4T; identity float32 B×128; face float32 B×3×H×W in [0,1];
+#   speaker float32 B×256 (GE2E embedding of the clip's ground-truth audio: c_id's auxiliary target);
 #   emotion long B (UNKNOWN_EMOTION where unlabelled); intensity float32 B (0 where unknown);
 #   emotion_frames long B×T (per-frame argmax of the probabilities, else the clip label);
 #   with cfg.audio: audio float32 B×640T, audio_mask bool B×640T.
@@ -86,6 +87,7 @@ class CropLips:
             "codes": decode_field("codes.npy", sample["codes.npy"], copy=False),
             "mel": decode_field("mel.npy", sample["mel.npy"], copy=False),
             "identity": decode_field("identity.npy", sample["identity.npy"], copy=False),
+            "speaker": decode_field("speaker.npy", _member(sample, "speaker.npy"), copy=False),
             "face": decode_field("face.jpg", sample["face.jpg"]),
             "emotion": label, "intensity": float(emotion.get("intensity") or 0.0),
             "emotion_frames": frames.astype(np.int64),
@@ -93,6 +95,13 @@ class CropLips:
         if self.audio:
             out["audio"] = decode_field("audio.flac", sample["audio.flac"])[0]
         return out
+
+
+def _member(sample: dict[str, Any], name: str) -> bytes:
+    if name not in sample:
+        raise ConfigError(key_to_clip_id(sample["__key__"]), f"sample has no {name} (shards of an older "
+                                                              "pipeline version: shard the corpus again)")
+    return sample[name]
 
 
 def _pad(arrays: Sequence[np.ndarray], length: int, axis: int, dtype: np.dtype | type,
@@ -134,6 +143,7 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "codes": _pad([s["codes"] for s in samples], UNITS_PER_FRAME * t, 1, np.int64)[0],
         "mel": mel, "mel_mask": mel_mask,
         "identity": np.stack([s["identity"] for s in samples]).astype(np.float32),
+        "speaker": np.stack([s["speaker"] for s in samples]).astype(np.float32),
         "face": faces,
         "emotion": np.array([s["emotion"] for s in samples], dtype=np.int64),
         "intensity": np.array([s["intensity"] for s in samples], dtype=np.float32),

@@ -123,5 +123,6 @@ def random_batch(vocab: VocabConfig, frames: Sequence[int], seed: int = 0,
         "identity": F.normalize(torch.randn(b, vocab.identity_dim, generator=g), dim=-1),
         "face": torch.randint(0, 256, (b, 3, 150, 150), generator=g, dtype=torch.uint8),
         "emotion": emotion,
+        "speaker": F.normalize(torch.randn(b, vocab.speaker_dim, generator=g), dim=-1),
     }
     return {k: v.to(device) for k, v in batch.items()}

@@ -35,6 +35,7 @@ class VocabConfig(_Cfg):
     codebook_size: int = 256
     num_emotions: int = len(EMOTIONS)
     identity_dim: int = 128         # dlib face descriptor
+    speaker_dim: int = 256          # GE2E speaker embedding of the ground-truth audio (training target)
     fps: int = 25
     units_per_frame: int = 2        # 50 Hz tokens per 25 Hz video frame
     mels_per_frame: int = 4         # 100 Hz mel frames per video frame
@@ -113,6 +114,9 @@ class FaceStyleConfig(_Cfg):
     smoothing: Literal["box", "gaussian"] = "box"
     smooth_s: float = 0.5           # window over which per-frame emotion is smoothed
     dropout: float = 0.0
+    # Auxiliary loss (training only): L1 between Linear(c_id) and the ground-truth audio's GE2E
+    # speaker embedding (the record's speaker.npy), so c_id carries what predicts the voice.
+    speaker_weight: float = 1.0     # 0 turns the loss off
 
 
 class SamplerConfig(_Cfg):

@@ -8,11 +8,15 @@
   slowly, so frame-level jitter from an expression classifier should not reach the prosody — and
   upsampled to the 50 Hz token rate.
 
-The adapter has no loss of its own: it is trained end to end with the style-DiT.
+The adapter is trained end to end with the style-DiT, plus one auxiliary loss (as the paper's
+follow-up): c_id, through a linear projection, is pulled (L1) toward the GE2E speaker embedding of
+the clip's ground-truth audio (``speaker.npy`` in the record), so the face's style vector carries
+what predicts the voice. The projection serves only that loss; inference never uses it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -68,6 +72,8 @@ class FaceStyleAdapter(nn.Module):
         self.id_mlp = nn.Sequential(nn.Linear(v.identity_dim + f.dim, f.dim), nn.SiLU(), nn.Dropout(f.dropout),
                                     nn.Linear(f.dim, f.dim))
         self.emo_embed = nn.Embedding(v.num_emotions, f.dim)
+        self.speaker_proj = nn.Linear(f.dim, v.speaker_dim)
+        self.speaker_weight = f.speaker_weight
         self.register_buffer("kernel", smoothing_kernel(f, v.fps), persistent=False)
 
     def identity_style(self, identity: Tensor, face: Tensor) -> Tensor:
@@ -92,6 +98,18 @@ class FaceStyleAdapter(nn.Module):
             probs = F.pad(probs, (0, 0, 0, frame_mask.shape[1] - probs.shape[1]))
         emb = self.smooth(probs.to(self.emo_embed.weight.dtype) @ self.emo_embed.weight, frame_mask)
         return upsample_mask(emb, self.vocab.units_per_frame), known
+
+    def speaker_loss(self, c_id: Tensor, speaker: Tensor | None) -> tuple[Tensor, dict[str, float]]:
+        """Weighted L1 between ``speaker_proj(c_id)`` and the (unit-norm) GE2E embeddings B×D,
+        scaled by √D so each target element has unit RMS and the weight reads against the DiT's
+        cross-entropy; zero when the weight is 0 or the batch carries no embeddings."""
+        if self.speaker_weight == 0 or speaker is None:
+            return c_id.new_zeros(()), {}
+        target = F.normalize(speaker.to(c_id.dtype), dim=-1) * math.sqrt(speaker.shape[-1])
+        pred = self.speaker_proj(c_id)
+        l1 = (pred - target).abs().mean()
+        cos = F.cosine_similarity(pred.detach(), target, dim=-1).mean()
+        return self.speaker_weight * l1, {"speaker_l1": float(l1.detach()), "speaker_cos": float(cos)}
 
     def forward(self, identity: Tensor, face: Tensor, emotion: Tensor, frame_mask: Tensor) -> StyleOutput:
         c_emo, known = self.emotion_style(emotion, frame_mask.bool())

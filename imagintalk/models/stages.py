@@ -57,8 +57,11 @@ class StyleStage(nn.Module):
         n = mask.shape[1]
         mask = mask & token_mask(batch)[:, :n]
         style = self.face_style(batch["identity"], batch["face"], batch["emotion"], fmask)
-        return self.dit.loss(batch["codes"][:, :, :n], mask, c_lip, style.c_id, style.c_emo[:, :n],
-                             style.emo_known)
+        loss, metrics = self.dit.loss(batch["codes"][:, :, :n], mask, c_lip, style.c_id, style.c_emo[:, :n],
+                                      style.emo_known)
+        aux, aux_metrics = self.face_style.speaker_loss(style.c_id, batch.get("speaker"))
+        total = loss + aux
+        return total, {**metrics, **aux_metrics, "dit_loss": metrics["loss"], "loss": float(total.detach())}
 
 
 def build_stage(stage: str, cfg: ModelConfig, parts: Mapping[str, nn.Module] | None = None) -> nn.Module:

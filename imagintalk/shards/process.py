@@ -1,9 +1,10 @@
 """One clip → one encoded WebDataset sample (or a quarantine reason): the unit of parallel work.
 
 :class:`ClipProcessor` is what a Ray Data actor (or the in-process loop) holds: it loads the unit
-tokenizer and the codec once, then for each manifest row runs the per-clip preprocessing
-(face track, lip ROI, identity, audio features), tokenizes, and encodes the record to bytes in the
-worker, so JPEG/FLAC encoding is parallel too and the driver only writes tars.
+tokenizer, the codec and the speaker encoder once, then for each manifest row runs the per-clip
+preprocessing (face track, lip ROI, identity, audio features), tokenizes, embeds the speaker, and
+encodes the record to bytes in the worker, so JPEG/FLAC encoding is parallel too and the driver
+only writes tars.
 
 The tokenizer files travel as bytes in the constructor rather than as a path: a Ray worker on
 another node cannot see the driver's temporary directory.
@@ -19,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from imagintalk import PIPELINE_VERSION
 from imagintalk.config import Params, StorageConfig
@@ -102,13 +105,15 @@ def limited_threads(n: int) -> Iterator[None]:
 
 
 class ClipProcessor:
-    """Callable: ``ManifestRow`` → :class:`ClipOutcome`. Loads the tokenizers once."""
+    """Callable: ``ManifestRow`` → :class:`ClipOutcome`. Loads the tokenizers and the speaker encoder once."""
 
     def __init__(self, params: Params, tokenizer_blobs: dict[str, bytes]):
+        from imagintalk.features.speaker import speaker_encoder
         from imagintalk.tokenizers.codec import ResidualCodec
         from imagintalk.tokenizers.units import UnitTokenizer
 
         self.params = params
+        speaker_encoder()  # loaded once per worker process (cached), not per clip
         with tempfile.TemporaryDirectory(prefix="imagintalk-tok-") as tmp:
             for name, data in tokenizer_blobs.items():
                 (Path(tmp) / name).write_bytes(data)
@@ -132,9 +137,11 @@ class ClipProcessor:
                                reason=f"{row.video_path}: {exc.__class__.__name__}: {exc}")
 
     def _process(self, row: ManifestRow) -> ClipOutcome:
+        from imagintalk.features.speaker import speaker_embedding
         from imagintalk.preprocess.clip import preprocess_clip
 
         feats = preprocess_clip(row, self.params)
+        speaker = speaker_embedding(feats.audio, self.params.media.sample_rate)
         units = self.units.encode(feats.audio)
         codes = self.codec.encode(feats.mel)
         n_frames = int(feats.lips.shape[0])
@@ -150,7 +157,7 @@ class ClipProcessor:
         record = ShardRecord(
             clip_id=row.clip_id, lips=feats.lips, face=feats.face, identity=feats.identity,
             emotion=dict(feats.emotion), mel=feats.mel, units=units, codes=codes, audio=feats.audio,
-            mouth=feats.mouth_open, meta=meta, sample_rate=self.params.media.sample_rate,
+            mouth=feats.mouth_open, speaker=speaker, meta=meta, sample_rate=self.params.media.sample_rate,
         )
         sample = encode_record(record, jpeg_quality=self.params.shards.jpeg_quality)
         stats = {
@@ -160,6 +167,7 @@ class ClipProcessor:
             "duration_s": duration_s, "n_frames": n_frames,
             "units_per_s": len(units) / duration_s if duration_s else 0.0,
             "codes_shape": list(codes.shape), "mel_frames": int(record.mel.shape[-1]),
+            "speaker_norm": float(np.linalg.norm(speaker)),
         }
         return ClipOutcome(row.clip_id, True, sample, stats)
 

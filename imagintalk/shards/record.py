@@ -27,10 +27,11 @@ import soundfile as sf
 from imagintalk.errors import CorpusLayoutError, MediaError
 
 # field -> (dtype, rank) for the arrays; shapes relative to T (video frames at 25 fps):
-# lips T×96×96, identity 128, mel 80×4T, units 2T, codes L×2T, mouth T.
+# lips T×96×96, identity 128, speaker 256, mel 80×4T, units 2T, codes L×2T, mouth T.
 ARRAY_FIELDS: dict[str, tuple[np.dtype, int]] = {
     "lips.npy": (np.dtype(np.uint8), 3),
     "identity.npy": (np.dtype(np.float32), 1),
+    "speaker.npy": (np.dtype(np.float32), 1),
     "mel.npy": (np.dtype(np.float16), 2),
     "units.npy": (np.dtype(np.int16), 1),
     "codes.npy": (np.dtype(np.int16), 2),
@@ -54,6 +55,7 @@ class ShardRecord:
     codes: np.ndarray         # int16 L×2T codec tokens at 50 Hz
     audio: np.ndarray         # float32 (T·640,) 16 kHz mono
     mouth: np.ndarray         # float32 (T,) mouth-opening series (sync metrics)
+    speaker: np.ndarray       # float32 (256,) GE2E speaker embedding of ``audio`` (c_id's target)
     meta: dict[str, Any] = field(default_factory=dict)
     sample_rate: int = 16000
 
@@ -112,7 +114,7 @@ def decode_npy(data: bytes, copy: bool = True) -> np.ndarray:
     """``.npy`` bytes → array. ``copy=False`` returns a read-only view of ``data``.
 
     np.load parses the header with ``ast.literal_eval``, which costs more than reading a whole
-    lips array; the loader decodes six arrays per sample, so the plain header is parsed here.
+    lips array; the loader decodes seven arrays per sample, so the plain header is parsed here.
     """
     if data[:6] == b"\x93NUMPY" and len(data) > 10:
         major = data[6]
@@ -169,6 +171,7 @@ def encode_record(rec: ShardRecord, jpeg_quality: int = 95) -> dict[str, Any]:
     arrays = {
         "lips.npy": rec.lips, "identity.npy": rec.identity, "mel.npy": rec.mel,
         "units.npy": rec.units, "codes.npy": rec.codes, "mouth.npy": rec.mouth,
+        "speaker.npy": rec.speaker,
     }
     arrays = {k: _checked(k, v, rec.clip_id) for k, v in arrays.items()}
     expected = {"mel.npy": (1, 4 * t), "units.npy": (0, 2 * t), "codes.npy": (1, 2 * t),
@@ -212,5 +215,5 @@ def decode_record(sample: dict[str, Any]) -> ShardRecord:
         clip_id=key_to_clip_id(sample["__key__"]), lips=d["lips.npy"], face=d["face.jpg"],
         identity=d["identity.npy"], emotion=d["emotion.json"], mel=d["mel.npy"],
         units=d["units.npy"], codes=d["codes.npy"], audio=audio, mouth=d["mouth.npy"],
-        meta=d["meta.json"], sample_rate=sr,
+        speaker=d["speaker.npy"], meta=d["meta.json"], sample_rate=sr,
     )
