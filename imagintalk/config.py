@@ -295,6 +295,7 @@ class EvalConfig(Section):
     ladder: list[str] = Field(default_factory=lambda: ["ground_truth", "resynthesis", "oracle_units",
                                                        "no_refinement"])
     ablations: list[str] = Field(default_factory=lambda: ["no_error_detector", "no_id", "no_emo"])
+    report_clips: int = Field(4, ge=0)  # test clips with audio players and mel plots in report.html
 
     @field_validator("ladder", "ablations")
     @classmethod

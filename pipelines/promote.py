@@ -1,8 +1,10 @@
 """`imagintalk promote`: the gate between a registered challenger and the serving champion.
 
-The rules live in :mod:`imagintalk.registry.gate`; this module reads the registry, applies them,
-and writes the outcome where a person will look for it: tags on both versions (decision, reason,
-the metric comparison as JSON) and a run in the ``imagintalk-promote`` experiment. Aliases, not
+The rules live in :mod:`imagintalk.registry.gate` (first the absolute floors of the challenger's
+corpus, then the champion comparison); this module reads the registry, applies them, and writes
+the outcome where a person will look for it: tags on both versions (decision, reason, the metric
+comparison and the floor checks as JSON), a run in the ``imagintalk-promote`` experiment, and,
+for the pipeline, promotion.json with a one-line summary. Aliases, not
 the deprecated stages: ``champion`` serves, ``previous-champion`` is the one-step rollback target,
 ``challenger`` is consumed when it wins. ``--version V`` promotes V without the metric comparison
 (an operator's rollback) but still refuses data that failed the audit.
@@ -20,7 +22,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from imagintalk.config import Params, load_params
 from imagintalk.registry import tracking
-from imagintalk.registry.gate import GateDecision, MetricComparison, audit_status, compare_metrics
+from imagintalk.registry.gate import FloorCheck, GateDecision, MetricComparison, audit_status, compare_metrics
 from imagintalk.registry.versions import RegistryError, alias_version, all_versions, resolve_version
 
 PROMOTE_EXPERIMENT = "imagintalk-promote"
@@ -35,6 +37,7 @@ class PromoteResult:
     reason: str
     champion_before: str | None
     comparisons: tuple[MetricComparison, ...] = field(default_factory=tuple)
+    floors: tuple[FloorCheck, ...] = field(default_factory=tuple)   # the challenger's corpus floors
 
     def summary_line(self) -> str:
         before = f"v{self.champion_before}" if self.champion_before else "none"
@@ -63,7 +66,8 @@ def _record(c: MlflowClient, name: str, result: PromoteResult, decision: GateDec
     against = result.champion_before or ""
     for key, value in {"gate.decision": result.decision, "gate.promoted": str(result.promoted).lower(),
                        "gate.reason": result.reason, "gate.against": against,
-                       "gate.comparison": comparison, "gate.time": stamp}.items():
+                       "gate.comparison": comparison, "gate.floors": decision.floors_json(),
+                       "gate.time": stamp}.items():
         c.set_model_version_tag(name, result.version, key, value)
     if against and against != result.version:
         for key, value in {"gate.challenged_by": result.version, "gate.challenge_decision": result.decision,
@@ -82,6 +86,7 @@ def _record(c: MlflowClient, name: str, result: PromoteResult, decision: GateDec
                 metrics[f"{comp.name}.{role}"] = value
     tracking.log_step_metrics(c, run.info.run_id, metrics, step=0)
     c.log_text(run.info.run_id, comparison, "comparison.json")
+    c.log_text(run.info.run_id, decision.floors_json(), "floors.json")
     c.set_terminated(run.info.run_id)
 
 
@@ -129,7 +134,7 @@ def promote_model(name: str = "imagintalk", version: str | None = None, params: 
     else:
         kind, promoted, reason = "refused", False, decision.reason
 
-    result = PromoteResult(name, new, promoted, kind, reason, old, decision.comparisons)
+    result = PromoteResult(name, new, promoted, kind, reason, old, decision.comparisons, decision.floors)
     if promoted:
         _move_aliases(c, name, new, old, params)
     _record(c, name, result, decision)

@@ -144,3 +144,69 @@ def test_gate_margin_and_strict_improvement_rules():
     assert not same.passed and "no gate metric improves" in same.reason
     assert compare_metrics(dict(champ), champ, cfg.model_copy(update={"require_strict_improvement": False})).passed
     assert not compare_metrics({"eval.wer": "nan", "eval.speaker_sim": "0.9"}, champ, cfg).passed
+
+
+LARGE_FLOORS = {"synthtalk_large": [
+    {"metric": "wer", "max": 0.30}, {"metric": "resynthesis.wer", "max": 0.10},
+    {"metric": "uer", "relative_to": "no_refinement.uer", "max": -0.01},
+    {"metric": "dnsmos_p808", "relative_to": "ground_truth.dnsmos_p808", "min": -0.4}],
+    "default": [{"metric": "wer", "max": 0.95}]}
+
+
+def test_floors_absolute_relative_and_default_by_eval_corpus():
+    cfg = PromoteConfig.model_validate({"floors": LARGE_FLOORS})
+    ok = {"eval.corpus": "synthtalk_large", "eval.wer": "0.2", "eval.speaker_sim": "0.8",
+          "eval.resynthesis.wer": "0.05", "eval.uer": "0.40", "eval.no_refinement.uer": "0.60",
+          "eval.dnsmos_p808": "3.0", "eval.ground_truth.dnsmos_p808": "3.25"}
+    first = compare_metrics(ok, None, cfg)
+    assert first.passed and "all 4 floors of synthtalk_large met" in first.reason
+    # the error detector changes nothing (the 0.89 vs 0.89): below the relative floor
+    bad = compare_metrics({**ok, "eval.uer": "0.60", "eval.dnsmos_p808": "2.7"}, None, cfg)
+    assert not bad.passed and bad.reason.startswith("below the floors of synthtalk_large")
+    assert "uer 0.6, needs <= no_refinement.uer -0.01 (= 0.59)" in bad.reason
+    assert "dnsmos_p808 2.7, needs >= ground_truth.dnsmos_p808 -0.4 (= 2.85)" in bad.reason
+    assert [f.passed for f in bad.floors] == [True, True, False, False]
+    missing = compare_metrics({k: v for k, v in ok.items() if k != "eval.resynthesis.wer"}, None, cfg)
+    assert not missing.passed and "resynthesis.wer not evaluated" in missing.reason
+    # a corpus without its own floors gets the default ones; floors come before the champion
+    other = {"eval.corpus": "grid", "eval.wer": "0.97", "eval.speaker_sim": "0.9"}
+    refused = compare_metrics(other, {"eval.wer": "0.99", "eval.speaker_sim": "0.1"}, cfg)
+    assert not refused.passed and "below the floors of grid: wer 0.97, needs <= 0.95" in refused.reason
+    assert "no floors for corpus grid" in compare_metrics(other, None, PromoteConfig(floors={"x": []})).reason
+
+
+def test_first_challenger_below_its_floors_is_refused_with_the_reason_in_promotion_json(registry, tmp_path):
+    params = Params().model_copy(update={"promote": PromoteConfig.model_validate({"floors": LARGE_FLOORS})})
+    add_version("m-floor", tmp_path, **good(0.79, 0.53), **{"eval.corpus": "synthtalk"})
+    result = promote_model("m-floor", params=params, decision_path=tmp_path / "promotion.json")
+    assert result.promoted  # default floor: wer <= 0.95
+    v2 = add_version("m-floor-large", tmp_path, **good(0.79, 0.53), **{"eval.corpus": "synthtalk_large"})
+    result = promote_model("m-floor-large", params=params, decision_path=tmp_path / "promotion.json")
+    assert not result.promoted and result.decision == "refused"
+    assert alias_version(tracking.client(), "m-floor-large", "champion") is None
+    body = json.loads((tmp_path / "promotion.json").read_text())
+    assert "below the floors of synthtalk_large: wer 0.79, needs <= 0.3" in body["summary"]
+    assert "\n" not in body["summary"] and {f["metric"] for f in body["floors"]} >= {"wer", "resynthesis.wer"}
+    tags = tracking.client().get_model_version("m-floor-large", v2).tags
+    assert json.loads(tags["gate.floors"])[0] == {"metric": "wer", "value": 0.79, "bound": "<= 0.3", "passed": False}
+
+
+@pytest.mark.parametrize(("floors", "message"), [
+    ({"synthtalk": [{"metric": "wre", "max": 0.5}]},
+     "promote.floors.synthtalk.0.metric: Value error, unknown metric 'wre'"),
+    ({"synthtalk": [{"metric": "wer"}]}, "promote.floors.synthtalk.0: Value error, floor on wer needs min or max"),
+    ({"synthtalk": [{"metric": "uer", "max": 0, "relative_to": "no_refine.uer"}]},
+     "promote.floors.synthtalk.0.relative_to: Value error, unknown variant 'no_refine'"),
+])
+def test_bad_floors_are_a_one_line_error_naming_the_input(tmp_path, floors, message):
+    from imagintalk.cli.main import app
+
+    params_file = tmp_path / "params.yaml"
+    doc = Params().model_dump(mode="json")
+    doc["promote"]["floors"] = floors
+    params_file.write_text(yaml.safe_dump(doc))
+    res = CliRunner().invoke(app, ["promote", "--model", "m-any", "--params", str(params_file)])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(params_file) in lines[0], res.output
+    assert message in lines[0], lines[0]

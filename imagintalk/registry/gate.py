@@ -6,7 +6,11 @@ metrics such as WER, challenger - champion for higher-is-better ones such as spe
 similarity; a negative margin tolerates a small regression), and, with
 ``require_strict_improvement``, at least one metric is strictly better — so re-registering an
 identical model does not churn the champion. The evaluation writes the numbers as version tags
-``eval.<metric>``; the data audit writes ``audit.passed``.
+``eval.<metric>`` (``eval.<variant>.<metric>`` for the ladder's other rungs) and the corpus it
+evaluated on as ``eval.corpus``; the data audit writes ``audit.passed``.
+
+Before any comparison, the challenger's own numbers must meet the absolute floors of its corpus
+(``promote.floors``), so that a model that does not speak is not promoted just for being first.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from imagintalk import storage
-from imagintalk.config import PromoteConfig, StorageConfig
+from imagintalk.config import MetricFloor, PromoteConfig, StorageConfig
 
 EVAL_PREFIX = "eval."
 AUDIT_TAG = "audit.passed"
 DATA_TAGS = ("data.shards", "eval.shards")
 EVAL_DATA_TAG = "eval.data_version"
+EVAL_CORPUS_TAG = "eval.corpus"
+DEFAULT_FLOORS = "default"
 
 
 @dataclass(frozen=True)
@@ -47,13 +53,29 @@ class MetricComparison:
 
 
 @dataclass(frozen=True)
+class FloorCheck:
+    metric: str
+    value: float | None
+    bound: str                      # e.g. "<= 0.3", ">= ground_truth.dnsmos_p808 - 0.4 (= 2.85)"
+    passed: bool
+
+    def describe(self) -> str:
+        got = "not evaluated" if self.value is None else f"{self.value:.4g}"
+        return f"{self.metric} {got}, needs {self.bound}"
+
+
+@dataclass(frozen=True)
 class GateDecision:
     passed: bool
     reason: str
     comparisons: tuple[MetricComparison, ...]
+    floors: tuple[FloorCheck, ...] = ()
 
     def comparison_json(self) -> str:
         return json.dumps([asdict(c) for c in self.comparisons], sort_keys=True)
+
+    def floors_json(self) -> str:
+        return json.dumps([asdict(f) for f in self.floors], sort_keys=True)
 
 
 def eval_metric(tags: Mapping[str, str], name: str) -> float | None:
@@ -66,9 +88,60 @@ def eval_metric(tags: Mapping[str, str], name: str) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def floors_for(tags: Mapping[str, str], cfg: PromoteConfig) -> tuple[str, list[MetricFloor]]:
+    """(corpus, its floors): the challenger's ``eval.corpus`` entry, else ``default``, else none."""
+    corpus = tags.get(EVAL_CORPUS_TAG, "")
+    if corpus in cfg.floors:
+        return corpus, cfg.floors[corpus]
+    return corpus, cfg.floors.get(DEFAULT_FLOORS, [])
+
+
+def check_floor(tags: Mapping[str, str], floor: MetricFloor) -> FloorCheck:
+    """One floor against the version's own eval tags (a missing value fails it)."""
+    value = eval_metric(tags, floor.metric)
+    base = 0.0
+    if floor.relative_to is not None:
+        ref = eval_metric(tags, floor.relative_to)
+        if ref is None:
+            return FloorCheck(floor.metric, value, f"{floor.relative_to} (not evaluated)", False)
+        base = ref
+
+    def bound(op: str, x: float) -> str:
+        if floor.relative_to is None:
+            return f"{op} {x:.4g}"
+        return f"{op} {floor.relative_to} {x:+.4g} (= {base + x:.4g})"
+
+    parts, ok = [], value is not None
+    if floor.min is not None:
+        parts.append(bound(">=", floor.min))
+        ok = ok and value >= base + floor.min
+    if floor.max is not None:
+        parts.append(bound("<=", floor.max))
+        ok = ok and value <= base + floor.max
+    return FloorCheck(floor.metric, value, " and ".join(parts), bool(ok))
+
+
 def compare_metrics(challenger: Mapping[str, str], champion: Mapping[str, str] | None,
                     cfg: PromoteConfig) -> GateDecision:
-    """Apply the gate to two versions' tags; ``champion=None`` means there is none yet."""
+    """Apply the gate to two versions' tags; ``champion=None`` means there is none yet.
+    The challenger's corpus floors come first: below one, it is refused whatever the champion."""
+    corpus, floors = floors_for(challenger, cfg)
+    checks = tuple(check_floor(challenger, f) for f in floors)
+    below = [f for f in checks if not f.passed]
+    decision = _compare(challenger, champion, cfg)
+    if below:
+        return GateDecision(False, f"below the floors of {corpus or DEFAULT_FLOORS}: "
+                                   + "; ".join(f.describe() for f in below), decision.comparisons, checks)
+    if checks:
+        note = f" (all {len(checks)} floors of {corpus or DEFAULT_FLOORS} met)"
+    else:
+        note = f" (no floors for corpus {corpus or '?'})" if cfg.floors else ""
+    return GateDecision(decision.passed, decision.reason + note, decision.comparisons, checks)
+
+
+def _compare(challenger: Mapping[str, str], champion: Mapping[str, str] | None,
+             cfg: PromoteConfig) -> GateDecision:
+    """The champion comparison alone."""
     comps: list[MetricComparison] = []
     for m in cfg.metrics:
         ch = eval_metric(challenger, m.name)
