@@ -30,6 +30,8 @@ class MediaConfig(Section):
     # Audio/video length disagreement up to this many video frames is trimmed/padded;
     # beyond it the clip is refused (quarantined by batch jobs).
     max_av_mismatch_frames: float = 1.0
+    # Frames above this many pixels are downscaled while decoding (bounds memory per frame).
+    max_decode_pixels: int = Field(1280 * 720, ge=64 * 64)
 
 
 class SynthConfig(Section):

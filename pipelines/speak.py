@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,20 +40,28 @@ def speak_video(video: Path, out: Path | None = None, dub: Path | None = None,
     video = Path(video)
     if not video.exists():
         raise MediaError(video, "file does not exist")
-    speaker = Speaker(model, params)
-    summary = SpeakSummary(model=model)
     if video.is_dir():
         out_dir = Path(out or video / "speech")
         dub_dir = Path(dub) if dub else None
         exts = set(params.speak.extensions)
-        files = sorted(p for p in video.rglob("*") if p.suffix.lower() in exts and out_dir not in p.parents)
+        # earlier outputs inside the folder are not inputs (a folder dubbed onto itself is refused below)
+        skip = [Path(_real(d)) for d in (out_dir, dub_dir) if d is not None and _real(d) != _real(video)]
+        files = sorted(p for p in video.rglob("*") if p.suffix.lower() in exts
+                       and not any(Path(_real(p)).is_relative_to(d) for d in skip))
         if not files:
             raise MediaError(video, f"no video files ({', '.join(sorted(exts))}) in this folder")
-        for f in tqdm(files, desc="speak", unit="clip"):
-            rel = f.relative_to(video).with_suffix("")
+        jobs = [(f, out_dir / f.relative_to(video).with_suffix(".wav"),
+                 dub_dir / f.relative_to(video).with_suffix(".mp4") if dub_dir else None) for f in files]
+        refuse_overwrites(jobs, dub_dir or out_dir)
+    else:
+        jobs = [(video, Path(out or video.with_suffix(".wav").name), Path(dub) if dub else None)]
+        refuse_overwrites(jobs)
+    speaker = Speaker(model, params)
+    summary = SpeakSummary(model=model)
+    if video.is_dir():
+        for f, wav, dubbed in tqdm(jobs, desc="speak", unit="clip"):
             try:
-                _one(speaker, f, out_dir / rel.with_suffix(".wav"),
-                     dub_dir / rel.with_suffix(".mp4") if dub_dir else None, summary)
+                _one(speaker, f, wav, dubbed, summary)
             except ImaginTalkError as exc:
                 summary.failures[str(f)] = exc.reason
         if summary.failures:
@@ -61,8 +70,28 @@ def speak_video(video: Path, out: Path | None = None, dub: Path | None = None,
         if not summary.outputs:
             raise MediaError(video, f"every clip was refused ({len(summary.failures)}); see {out_dir}/failures.json")
         return summary
-    _one(speaker, video, Path(out or video.with_suffix(".wav").name), dub, summary)
+    _one(speaker, *jobs[0], summary)
     return summary
+
+
+def refuse_overwrites(jobs: list[tuple[Path, Path, Path | None]], named: Path | None = None) -> None:
+    """MediaError before any work when an output (wav or dubbed mp4) is an input video or another
+    output: speak never replaces the user's video. ``named`` is what the error names for a folder."""
+    inputs = {_real(f): f for f, _, _ in jobs}
+    seen: set[str] = set()
+    for _, *outs in jobs:
+        for o in (x for x in outs if x is not None):
+            real = _real(o)
+            if real in inputs:
+                raise MediaError(named or o, f"output {o} would overwrite the input video {inputs[real]}; "
+                                             "choose another path")
+            if real in seen:
+                raise MediaError(named or o, "wav and dubbed outputs would overwrite each other")
+            seen.add(real)
+
+
+def _real(p: Path) -> str:
+    return os.path.realpath(p)
 
 
 def _one(speaker: Speaker, video: Path, wav: Path, dub: Path | None, summary: SpeakSummary) -> None:

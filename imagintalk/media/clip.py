@@ -9,7 +9,7 @@ import numpy as np
 
 from imagintalk.errors import AudioQualityError
 from imagintalk.media.audio import read_audio
-from imagintalk.media.video import read_video
+from imagintalk.media.video import DEFAULT_MAX_PIXELS, read_video
 
 
 @dataclass
@@ -52,11 +52,11 @@ def align_audio_to_video(
 
 def read_clip(
     video_path: str | Path, audio_path: str | Path | None = None, fps: int = 25,
-    sample_rate: int = 16000, max_mismatch_frames: float = 1.0,
+    sample_rate: int = 16000, max_mismatch_frames: float = 1.0, max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> AVClip:
     """Read frames (resampled to ``fps``) and audio (from ``audio_path`` when the corpus keeps it
     apart, as GRID and MEAD do) and align their lengths."""
-    video = read_video(video_path, fps=fps)
+    video = read_video(video_path, fps=fps, max_pixels=max_pixels)
     audio = read_audio(audio_path or video_path, sample_rate=sample_rate)
     audio, mismatch = align_audio_to_video(
         audio, len(video.frames), fps, sample_rate, max_mismatch_frames, path=audio_path or video_path

@@ -7,15 +7,17 @@ too long, no face, face lost for most of the clip, no champion registered.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from imagintalk.config import Params
+from imagintalk.corpora.checks import inspect_media
 from imagintalk.errors import ConfigError, ImaginTalkError, MediaError
-from imagintalk.media import probe
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class Speech:
@@ -23,16 +25,18 @@ class Speech:
     sample_rate: int
 
 
-def check_video(path: str | Path, min_s: float, max_s: float) -> float:
-    """Probe ``path``; return its duration or raise MediaError with the reason."""
-    info = probe(path)
-    if not info.has_video:
-        raise MediaError(path, "no video stream")
-    if info.duration_s < min_s:
-        raise MediaError(path, f"clip too short ({info.duration_s:.2f}s < {min_s:g}s)")
-    if info.duration_s > max_s:
-        raise MediaError(path, f"clip too long ({info.duration_s:.1f}s > {max_s:g}s limit)")
-    return info.duration_s
+def check_video(path: str | Path, min_s: float, max_s: float, truncation_tolerance_frames: float = 2.0) -> float:
+    """Demux ``path`` (the ingest step's own check: no video stream, no decodable frame, a stream
+    that ends before its header says, i.e. a truncated download); return the duration of the
+    video actually present or raise MediaError with the reason."""
+    facts = inspect_media(path, need_video=True, truncation_tolerance_frames=truncation_tolerance_frames)
+    assert facts.video is not None
+    duration = facts.video.duration_s
+    if duration < min_s:
+        raise MediaError(path, f"clip too short ({duration:.2f}s < {min_s:g}s)")
+    if duration > max_s:
+        raise MediaError(path, f"clip too long ({duration:.1f}s > {max_s:g}s limit)")
+    return duration
 
 
 class Speaker:
@@ -76,8 +80,12 @@ class Speaker:
         # (the sampler draws from one seeded generator per call)
         for path in paths:
             try:
-                check_video(path, cfg.min_duration_s, max_duration_s or cfg.max_duration_s)
+                check_video(path, cfg.min_duration_s, max_duration_s or cfg.max_duration_s,
+                            self.params.ingest.truncation_tolerance_frames)
                 results.append(self.pyfunc.generate(video_inputs(path, self.pyfunc.params)))
             except ImaginTalkError as exc:
                 results.append(exc)
+            except Exception as exc:  # whatever one clip raises stays that clip's failure
+                log.exception("speak failed on %s", path)
+                results.append(MediaError(path, f"cannot voice this video ({exc.__class__.__name__}: {exc})"))
         return results
