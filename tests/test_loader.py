@@ -148,3 +148,12 @@ def test_shard_whose_clips_were_all_quarantined_is_not_handed_to_a_worker(tmp_pa
     parts = [[k for b in make_loader(str(tmp_path), "train", False, LoaderConfig(), s, 2) for k in b["keys"]]
              for s in range(2)]
     assert parts == [["c/s/2"], ["c/s/3"]]   # one non-empty shard: split by sample, both get work
+
+
+def test_sample_of_an_older_pipeline_without_speaker_embedding_is_a_clear_error():
+    from imagintalk.data.loader import CropLips
+
+    sample = encode_record(make_record("c/s0/00", 4, np.random.default_rng(0)))
+    del sample["speaker.npy"]
+    with pytest.raises(ConfigError, match=r"c/s0/00.*no speaker\.npy.*shard the corpus again"):
+        CropLips(88, False, 0, False)(sample)
