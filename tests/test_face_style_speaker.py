@@ -64,3 +64,11 @@ def test_inference_never_uses_the_projection(cfg):
     second = model.generate(*args, steps=2, seed=0)
     assert calls == []
     torch.testing.assert_close(first.waveforms, second.waveforms)
+
+
+def test_an_adapter_saved_before_the_speaker_loss_still_loads_strictly(cfg):
+    torch.manual_seed(0)
+    old = {k: v for k, v in FaceStyleAdapter(cfg).state_dict().items() if not k.startswith("speaker_proj.")}
+    fresh = FaceStyleAdapter(cfg)
+    fresh.load_state_dict(old)
+    torch.testing.assert_close(fresh.id_mlp[0].weight, old["id_mlp.0.weight"])

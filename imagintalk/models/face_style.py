@@ -99,6 +99,13 @@ class FaceStyleAdapter(nn.Module):
         emb = self.smooth(probs.to(self.emo_embed.weight.dtype) @ self.emo_embed.weight, frame_mask)
         return upsample_mask(emb, self.vocab.units_per_frame), known
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A model saved before the speaker loss existed has no projection; it serves training only,
+        # so such a model still loads (strictly) and keeps a fresh one.
+        for name, tensor in self.speaker_proj.state_dict().items():
+            state_dict.setdefault(f"{prefix}speaker_proj.{name}", tensor)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def speaker_loss(self, c_id: Tensor, speaker: Tensor | None) -> tuple[Tensor, dict[str, float]]:
         """Weighted L1 between ``speaker_proj(c_id)`` and the (unit-norm) GE2E embeddings B×D,
         scaled by √D so each target element has unit RMS and the weight reads against the DiT's
