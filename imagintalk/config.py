@@ -180,6 +180,10 @@ class StorageConfig(Section):
     root: str = "artifacts"
     endpoint_url: str | None = None  # S3-compatible endpoint; else $FSSPEC_S3_ENDPOINT_URL/$AWS_ENDPOINT_URL
     anon: bool = False
+    # Every object-store call is bounded: connect/read timeouts, then at most max_attempts tries.
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
 
 
 class TrainConfig(Section):

@@ -49,3 +49,9 @@ class ConfigError(ImaginTalkError):
     """A configuration file or value is invalid."""
 
     kind = "config"
+
+
+class StorageError(ImaginTalkError):
+    """The storage root (an object store) cannot be reached or refused the request."""
+
+    kind = "storage"

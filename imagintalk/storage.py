@@ -16,26 +16,60 @@ file, and S3 only makes an object visible once its upload completed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import os
 import posixpath
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import fsspec
 from fsspec.core import url_to_fs
 
 from imagintalk.config import StorageConfig
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ConfigError, ImaginTalkError, StorageError
+
+T = TypeVar("T")
 
 ENDPOINT_ENVS = ("FSSPEC_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 REMOTE_SCHEMES = ("s3",)
 _HASH_CHUNK = 1 << 20
 STAGED_SUFFIX = ".tmp"   # local staging name: ".{name}.<random>.tmp" beside the destination
+
+
+@contextmanager
+def remote_errors(url: str | Path) -> Iterator[None]:
+    """Turn any failure to reach a remote store into one StorageError naming ``url`` (a missing
+    object stays FileNotFoundError for the callers that expect it; local paths are untouched)."""
+    try:
+        yield
+    except (FileNotFoundError, ImaginTalkError):
+        raise
+    except Exception as exc:
+        if not is_remote(url):
+            raise
+        raise StorageError(url, _reason(exc)) from exc
+
+
+def _bounded(fn: Callable[..., T]) -> Callable[..., T]:
+    """:func:`remote_errors` around a function whose first argument is the URL."""
+    @functools.wraps(fn)
+    def wrapper(url: Any, *args: Any, **kwargs: Any) -> T:
+        with remote_errors(url):
+            return fn(url, *args, **kwargs)
+    return wrapper
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:200] or exc.__class__.__name__
+    low = f"{exc.__class__.__name__} {text}".lower()
+    what = ("timed out" if "timeout" in low or "timed out" in low else
+            "cannot reach the object store" if "connect" in low else "object store request failed")
+    return f"{what} ({exc.__class__.__name__}: {text})"
 
 
 def scheme_of(url: str | Path) -> str:
@@ -59,10 +93,13 @@ def absolute(url: str | Path) -> str:
 
 def storage_options(url: str | Path, cfg: StorageConfig | None = None,
                     **overrides: Any) -> dict[str, Any]:
-    """fsspec options for ``url``: only S3 needs any (endpoint, anonymity)."""
+    """fsspec options for ``url``: only S3 needs any (endpoint, anonymity, bounded waits)."""
     if scheme_of(url) != "s3":
         return dict(overrides)
-    opts: dict[str, Any] = {}
+    bounds = cfg or StorageConfig()
+    opts: dict[str, Any] = {"config_kwargs": {
+        "connect_timeout": bounds.connect_timeout_s, "read_timeout": bounds.read_timeout_s,
+        "retries": {"max_attempts": bounds.max_attempts, "mode": "standard"}}}
     endpoint = cfg.endpoint_url if cfg is not None else None
     endpoint = endpoint or next((os.environ[e] for e in ENDPOINT_ENVS if os.environ.get(e)), None)
     if endpoint:
@@ -76,7 +113,10 @@ def storage_options(url: str | Path, cfg: StorageConfig | None = None,
 def get_fs(url: str | Path, cfg: StorageConfig | None = None,
            **overrides: Any) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem and the protocol-less path of ``url``."""
-    return url_to_fs(str(url), **storage_options(url, cfg, **overrides))
+    fs, path = url_to_fs(str(url), **storage_options(url, cfg, **overrides))
+    if scheme_of(url) == "s3":
+        fs.retries = 1   # botocore already retries max_attempts times: no second layer of retries
+    return fs, path
 
 
 def join(root: str | Path, *parts: str) -> str:
@@ -101,11 +141,13 @@ def contained(root: str | Path, rel: str) -> str:
     return url
 
 
+@_bounded
 def exists(url: str | Path, cfg: StorageConfig | None = None) -> bool:
     fs, path = get_fs(url, cfg)
     return fs.exists(path)
 
 
+@_bounded
 def read_bytes(url: str | Path, cfg: StorageConfig | None = None) -> bytes:
     fs, path = get_fs(url, cfg)
     return fs.cat_file(path)
@@ -115,17 +157,20 @@ def read_text(url: str | Path, cfg: StorageConfig | None = None) -> str:
     return read_bytes(url, cfg).decode("utf-8")
 
 
+@_bounded
 def open_file(url: str | Path, mode: str = "rb", cfg: StorageConfig | None = None) -> IO[bytes]:
     fs, path = get_fs(url, cfg)
     return fs.open(path, mode)
 
 
+@_bounded
 def remove(url: str | Path, cfg: StorageConfig | None = None) -> None:
     fs, path = get_fs(url, cfg)
     if fs.exists(path):
         fs.rm_file(path)
 
 
+@_bounded
 def glob(pattern: str, cfg: StorageConfig | None = None) -> list[str]:
     """Matches of ``pattern`` as full URLs (or local paths), sorted."""
     fs, path = get_fs(pattern, cfg)
@@ -134,6 +179,7 @@ def glob(pattern: str, cfg: StorageConfig | None = None) -> list[str]:
     return [f"{scheme}://{p}" if scheme else p for p in found]
 
 
+@_bounded
 def file_sizes(root: str | Path, suffix: str, cfg: StorageConfig | None = None) -> dict[str, int]:
     """``{relative path with '/': size}`` of every file under ``root`` ending in ``suffix``."""
     fs, base = get_fs(root, cfg)
@@ -189,8 +235,9 @@ def staged_leftovers(directory: str | Path, name_glob: str) -> list[Path]:
 def publish_file(local: str | Path, url: str | Path, cfg: StorageConfig | None = None) -> None:
     """Move/upload a finished local file to ``url`` in one step."""
     if is_remote(url):
-        fs, path = get_fs(url, cfg)
-        fs.put_file(str(local), path)
+        with remote_errors(url):
+            fs, path = get_fs(url, cfg)
+            fs.put_file(str(local), path)
     else:
         os.replace(local, url)
 
