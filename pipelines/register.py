@@ -37,13 +37,14 @@ from imagintalk.registry.stage_models import (
     quiet_mlflow,
 )
 from imagintalk.registry.versions import RegisteredVersion, RegistryError, resolve_version
+from imagintalk.tokenizers import CODEC_FILE
+from imagintalk.tokenizers.locate import find_codec
 from pipelines.registry import EXPORT_DIR
 
 COMPOSITE = "imagintalk"
 REGISTER_EXPERIMENT = "imagintalk-register"
 # The stages a composite is assembled from (the aligner and unit BERT live inside the refiner).
 PARTS = ("error_detector", "style_dit", "vocoder")
-CODEC_FILE = "codec.npz"
 
 
 @dataclass(frozen=True)
@@ -61,36 +62,6 @@ def _pin(value: str | int | RegisteredVersion) -> str:
     if isinstance(value, RegisteredVersion):
         return value.version
     return str(value).rsplit("/", 1)[-1] if str(value).startswith("models:/") else str(value)
-
-
-def _parent(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[0] if storage.is_remote(url) else str(Path(url).resolve().parent)
-
-
-def codec_candidates(shards: str) -> list[str]:
-    """Where a shard root's codec lives: the shard step's own fit (``{shards}/_tokenizers``) or the
-    pipeline's tokenizer folder beside the shards (``{shards}/../tokenizers``)."""
-    return [storage.join(shards, "_tokenizers", CODEC_FILE), storage.join(_parent(shards), "tokenizers", CODEC_FILE)]
-
-
-def find_codec(shards: str, expected_version: str | None, params: Params, explicit: str | None = None):
-    """The codec the shards were tokenised with, checked by version against the shard index."""
-    from imagintalk.tokenizers.codec import ResidualCodec
-
-    for url in [explicit] if explicit else codec_candidates(shards):
-        if not storage.exists(url, params.storage):
-            continue
-        local = Path(url)
-        if storage.is_remote(url):  # the artifact is a .npz + .json pair: fetch both
-            local = Path(tempfile.mkdtemp(prefix="imagintalk-codec-")) / CODEC_FILE
-            for suffix in (".npz", ".json"):
-                local.with_suffix(suffix).write_bytes(
-                    storage.read_bytes(url.removesuffix(".npz") + suffix, params.storage))
-        codec = ResidualCodec.load(local)
-        if expected_version and codec.version != expected_version:
-            raise RegistryError(url, f"codec version {codec.version[:12]} is not the shards' {expected_version[:12]}")
-        return codec
-    raise RegistryError(shards, f"no {CODEC_FILE} found ({', '.join(codec_candidates(shards))}); pass codec_path")
 
 
 def _model_config(c: MlflowClient, run_id: str):
@@ -137,7 +108,7 @@ def register_composite(stage_versions: Mapping[str, str | int | RegisteredVersio
 
     style = load_stage_model(f"models:/{model_name('style_dit')}/{versions['style_dit'].version}")
     refiner = load_stage_model(refiner_uri)
-    vocoder = load_stage_model(f"models:/{model_name('vocoder')}/{versions['vocoder'].version}")
+    vocoder = load_stage_model(f"models:/{model_name('vocoder')}/{versions['vocoder'].version}").vocoder
     cfg = _model_config(c, versions["style_dit"].run_id)
     codec = find_codec(shards, dit_tags.get("data.codec_version"), params, codec_path)
     model = ImaginTalk(cfg, codec, refiner=refiner, face_style=style.face_style, dit=style.dit, vocoder=vocoder)

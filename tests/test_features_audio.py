@@ -66,3 +66,13 @@ def test_griffin_lim_gives_listenable_audio_with_the_same_envelope(speech, tmp_p
     assert path.stat().st_size > len(y)  # 16-bit PCM wav
     # deterministic: the same mel gives the same waveform
     assert np.array_equal(griffin_lim(m, CFG), y)
+
+
+def test_stack_pairs_keeps_both_frames_and_unstacks_exactly():
+    from imagintalk.features.audio import stack_pairs, unstack_pairs
+
+    feat = np.arange(2 * 7, dtype=np.float32).reshape(2, 7)
+    stacked = stack_pairs(feat)
+    assert stacked.shape == (4, 3)
+    np.testing.assert_array_equal(stacked[:, 0], [0, 7, 1, 8])  # [frame 0; frame 1]
+    np.testing.assert_array_equal(unstack_pairs(stacked), feat[:, :6])

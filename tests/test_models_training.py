@@ -99,6 +99,26 @@ def test_vocoder_overfits_a_fixed_batch(cfg):
     assert metrics["mel_l1"] < 1.5
 
 
+def test_vocoder_stage_learns_from_the_decoded_codec_tokens(cfg):
+    """With the shards' codec, the vocoder's input is what the codec decoder gives for the clip's
+    own tokens (what it receives at inference), not the ground-truth mel."""
+    from imagintalk.models.codec_decoder import ResidualCodebookDecoder, decode_batch
+
+    codec = ResidualCodebookDecoder.random(cfg.vocab, seed=3)
+    batch = random_batch(cfg.vocab, [6, 4], seed=17)
+    stage = build_stage("vocoder", cfg, {"codec": codec})
+    mel = stage.vocoder_input(batch)
+    expected = decode_batch(codec, batch["codes"], batch["unit_mask"].sum(dim=1), cfg.vocab.n_mels, 2)
+    assert torch.equal(mel, expected[:, :, : batch["mel"].shape[2]])
+    assert not torch.equal(mel, batch["mel"].float())
+    assert not any(p.requires_grad for p in stage.codec.parameters()) and "codec.codebooks" in dict(
+        stage.named_buffers())
+    gt = build_stage("vocoder", cfg.with_updates(vocoder={"input": "mel"}), {"codec": codec})
+    assert gt.codec is None and torch.equal(gt.vocoder_input(batch), batch["mel"])
+    loss, metrics = stage.loss(batch)
+    assert torch.isfinite(loss) and metrics["mel_l1"] > 0
+
+
 @pytest.mark.slow
 def test_base_preset_trains_every_stage_a_few_steps_and_generates():
     """The base preset (true ResNet-18 trunk, adversarial vocoder) end to end on CPU."""
@@ -107,11 +127,12 @@ def test_base_preset_trains_every_stage_a_few_steps_and_generates():
 
     cfg = model_config("base", Params())
     batch = random_batch(cfg.vocab, [5, 4], seed=16)
+    codec = ResidualCodebookDecoder.random(cfg.vocab)
     parts: dict[str, torch.nn.Module] = {}
     for stage in ("vocoder", "unit_bert", "lip_aligner", "error_detector", "style_dit"):
         torch.manual_seed(0)
         module = build_stage(stage, cfg, {"lip_aligner": parts.get("lip_aligner"), "unit_bert": parts.get("unit_bert"),
-                                          "refiner": parts.get("refiner")})
+                                          "refiner": parts.get("refiner"), "codec": codec})
         opt = torch.optim.Adam(trainable_parameters(module), lr=1e-4)
         losses = []
         for _ in range(3):
@@ -124,8 +145,8 @@ def test_base_preset_trains_every_stage_a_few_steps_and_generates():
         parts[stage] = module
         if stage == "error_detector":
             parts["refiner"] = module
-    model = ImaginTalk(cfg, ResidualCodebookDecoder.random(cfg.vocab), refiner=parts["refiner"],
+    model = ImaginTalk(cfg, codec, refiner=parts["refiner"],
                        face_style=parts["style_dit"].face_style, dit=parts["style_dit"].dit,
-                       vocoder=parts["vocoder"])
+                       vocoder=parts["vocoder"].vocoder)
     out = model.generate_batch(batch, steps=4, seed=0, guidance={"lip": 1.0, "id": 1.0, "emo": 1.0})
     assert out.lengths.tolist() == [3200, 2560] and torch.isfinite(out.waveforms).all()

@@ -96,12 +96,13 @@ def test_composite_refuses_a_refiner_the_dit_was_not_trained_on(stages):
 def test_composite_refuses_a_codec_of_another_version(stages, tmp_path):
     from imagintalk.config import CodecConfig
     from imagintalk.tokenizers.codec import ResidualCodec
+    from imagintalk.tokenizers.locate import CodecNotFound
 
     rng = np.random.default_rng(5)
     wrong = ResidualCodec.fit([rng.standard_normal((80, 64)).astype(np.float16)],
                               CodecConfig(levels=2, codebook_size=16, seed=3))
     path = wrong.save(tmp_path / "codec.npz")
-    with tracking_store(stages["root"]), pytest.raises(RegistryError, match="codec version"):
+    with tracking_store(stages["root"]), pytest.raises(CodecNotFound, match="codec version"):
         register_composite({"style_dit": stages["uris"]["style_dit"], "vocoder": stages["uris"]["vocoder"]},
                            stages["params"], codec_path=str(path))
 

@@ -96,3 +96,22 @@ def test_levels_beyond_twelve_are_refused():
         CodecConfig(levels=13)
     with pytest.raises(ConfigError, match="fewer than the 4096 clusters"):
         ResidualCodec.fit([np.zeros((80, 40), np.float32)], CodecConfig(levels=1, codebook_size=4096))
+
+
+def test_each_token_decodes_to_two_distinct_mel_frames(codec, mels):
+    """A token holds both of its 100 Hz frames (stacked), not their mean repeated twice: the
+    decoded mel keeps the within-pair change (the 50 -> 100 Hz duplication of the first codec)."""
+    m = mels[1]
+    rec = codec.decode(codec.encode(m))
+    even, odd = rec[:, 0::2], rec[:, 1::2]
+    assert np.abs(even - odd).mean() > 0.05
+    assert codec.codebooks.shape[2] == 2 * m.shape[0] and codec.meta["mels_per_token"] == 2
+
+
+def test_torch_decoder_of_the_codec_decodes_exactly_as_the_codec(codec, mels):
+
+    from imagintalk.models.codec_decoder import ResidualCodebookDecoder
+
+    codes = codec.encode(mels[2])
+    torch_mel = ResidualCodebookDecoder.from_codec(codec).decode(codes).numpy()
+    np.testing.assert_allclose(torch_mel, codec.decode(codes), atol=1e-4)

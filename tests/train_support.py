@@ -83,11 +83,15 @@ def register_untrained(c, stage: str, cfg, data, deps: dict) -> str:
 
     from imagintalk.registry import tracking
     from imagintalk.registry.stage_models import MODEL_CONFIG_ARTIFACT, register_stage_version
-    from imagintalk.train.stages import build_stage
+    from imagintalk.models.codec_decoder import ResidualCodebookDecoder
+    from imagintalk.train.stages import STAGES, build_stage
 
     run = c.create_run(tracking.ensure_experiment(tracking.experiment_name(stage)))
     c.log_text(run.info.run_id, cfg.model_dump_json(), MODEL_CONFIG_ARTIFACT)
-    module = build_stage(stage, cfg, {s: mlflow.pytorch.load_model(u) for s, u in deps.items()})
+    parts = {s: mlflow.pytorch.load_model(u) for s, u in deps.items()}
+    if STAGES[stage].codec:  # the runner passes the shards' codec; an untrained stage gets a random one
+        parts["codec"] = ResidualCodebookDecoder.random(cfg.vocab)
+    module = build_stage(stage, cfg, parts)
     mv = register_stage_version(c, run.info.run_id, stage, module, cfg.name, data, {"loss": 1.0},
                                 {"steps": "0"}, deps)
     return f"models:/{mv.name}/{mv.version}"

@@ -96,6 +96,22 @@ def frames_50hz(feat: np.ndarray) -> np.ndarray:
     return f.reshape(*f.shape[:-1], n, 2).mean(-1)
 
 
+def stack_pairs(feat: np.ndarray) -> np.ndarray:
+    """Consecutive pairs of 100 Hz frames stacked into one 50 Hz vector: (C, N) -> (2C, N // 2),
+    rows [frame 2i; frame 2i+1]. Unlike ``frames_50hz`` it keeps both frames (nothing averaged)."""
+    n = feat.shape[-1] // 2
+    f = np.asarray(feat[..., : 2 * n], dtype=np.float32)
+    c = f.shape[-2]
+    return f.reshape(c, n, 2).transpose(2, 0, 1).reshape(2 * c, n)
+
+
+def unstack_pairs(feat50: np.ndarray) -> np.ndarray:
+    """Inverse of ``stack_pairs``: (2C, M) -> (C, 2M)."""
+    f = np.asarray(feat50, np.float32)
+    c2, m = f.shape
+    return f.reshape(2, c2 // 2, m).transpose(1, 2, 0).reshape(c2 // 2, 2 * m)
+
+
 def upsample_100hz(feat50: np.ndarray) -> np.ndarray:
     """Inverse layout of ``frames_50hz``: each 50 Hz frame repeated twice, (C, M) -> (C, 2M)."""
     return np.repeat(np.asarray(feat50, np.float32), 2, axis=-1)

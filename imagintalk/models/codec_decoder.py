@@ -3,7 +3,8 @@
 The data side's codec (``imagintalk.tokenizers.codec.ResidualCodec``) is fitted with the shards;
 the model only needs its ``decode``, so any object with that method plugs in (``CodecDecoder``).
 ``ResidualCodebookDecoder`` is the same decoding rule as a torch module — the sum of each level's
-codebook vector, each 50 Hz vector repeated to two 100 Hz mel frames — so that decoding runs on
+codebook vector, each 50 Hz vector holding its two 100 Hz mel frames stacked (the data side's
+``stack_pairs`` layout; codebooks of plain n_mels vectors are repeated twice) — so that decoding runs on
 the model's device in a batch, and so that tests and benchmarks have a codec without fitting one.
 """
 
@@ -28,26 +29,38 @@ class CodecDecoder(Protocol):
 class ResidualCodebookDecoder(nn.Module):
     """Residual-VQ decoding from L codebooks of shape V × n_mels."""
 
-    def __init__(self, codebooks: Tensor, mels_per_token: int = 2):
+    def __init__(self, codebooks: Tensor, mels_per_token: int = 2, stacked: bool = True):
         super().__init__()
         self.register_buffer("codebooks", codebooks.float())  # L×V×n_mels
         self.mels_per_token = mels_per_token
+        self.stacked = stacked  # codewords hold the token's m frames stacked (m·n_mels), else one frame
 
     @classmethod
     def random(cls, vocab: VocabConfig, seed: int = 0) -> ResidualCodebookDecoder:
         """Codebooks with decreasing residual scale per level (as a fitted residual codec has)."""
         g = torch.Generator().manual_seed(seed)
         scale = 0.5 ** torch.arange(vocab.codec_levels, dtype=torch.float32)
-        books = torch.randn(vocab.codec_levels, vocab.codebook_size, vocab.n_mels, generator=g)
+        m = vocab.mels_per_frame // vocab.units_per_frame
+        books = torch.randn(vocab.codec_levels, vocab.codebook_size, m * vocab.n_mels, generator=g)
         books = books * scale[:, None, None]
         books[0] += -6.0  # level 0 carries the mean log-mel level
-        return cls(books, vocab.mels_per_frame // vocab.units_per_frame)
+        return cls(books, m)
+
+    @classmethod
+    def from_codec(cls, codec: Any) -> ResidualCodebookDecoder:
+        """The torch form of the data side's ``ResidualCodec`` (its codebooks and frame layout)."""
+        m = int(codec.meta.get("mels_per_token", 1))
+        return cls(torch.from_numpy(np.asarray(codec.codebooks, np.float32)), 2, stacked=m == 2)
 
     def decode_batch(self, codes: Tensor) -> Tensor:
         """B×L×N → B×n_mels×(mels_per_token·N)."""
         levels = torch.arange(codes.shape[1], device=codes.device)
-        vecs = self.codebooks[levels[None, :, None], codes.long()].sum(dim=1)  # B×N×n_mels
-        return vecs.repeat_interleave(self.mels_per_token, dim=1).transpose(1, 2)
+        vecs = self.codebooks[levels[None, :, None], codes.long()].sum(dim=1)  # B×N×dim
+        b, n, dim = vecs.shape
+        m = self.mels_per_token
+        if self.stacked:  # [frame 2i; frame 2i+1] per token
+            return vecs.view(b, n, m, dim // m).reshape(b, n * m, dim // m).transpose(1, 2)
+        return vecs.repeat_interleave(m, dim=1).transpose(1, 2)
 
     def decode(self, codes: Any) -> Tensor:
         codes = torch.as_tensor(np.asarray(codes) if not isinstance(codes, Tensor) else codes)

@@ -143,6 +143,9 @@ class StyleDiTConfig(_Cfg):
 
 class VocoderConfig(_Cfg):
     kind: Literal["neural", "griffin_lim"] = "neural"
+    # what the neural vocoder learns from: the codec decoder's output for the clip's own tokens
+    # (what it receives at inference) or the ground-truth mel
+    input: Literal["codec", "mel"] = "codec"
     dim: int = 64
     intermediate: int = 192
     layers: int = 2

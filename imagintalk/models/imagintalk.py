@@ -154,7 +154,8 @@ class ImaginTalk(nn.Module):
             torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, out / f"{name}.pt")
         if isinstance(self.codec, ResidualCodebookDecoder):
             torch.save(self.codec.codebooks.cpu(), out / "codec.pt")
-            codec = {"kind": "codebook", "file": "codec.pt", "mels_per_token": self.codec.mels_per_token}
+            codec = {"kind": "codebook", "file": "codec.pt", "mels_per_token": self.codec.mels_per_token,
+                     "stacked": self.codec.stacked}
         elif hasattr(self.codec, "save") and hasattr(type(self.codec), "load"):
             self.codec.save(out / "codec.npz")
             cls = type(self.codec)
@@ -194,7 +195,7 @@ def _load_codec(src: Path, spec: dict) -> CodecDecoder:
     path = src / spec["file"]
     if spec["kind"] == "codebook":
         return ResidualCodebookDecoder(torch.load(path, map_location="cpu", weights_only=True),
-                                       spec["mels_per_token"])
+                                       spec["mels_per_token"], stacked=spec.get("stacked", False))
     module_name, _, qualname = spec["class"].partition(":")
     try:
         obj = importlib.import_module(module_name)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from imagintalk.models.batch import Batch, frame_mask, token_mask
+from imagintalk.models.codec_decoder import CodecDecoder, decode_batch
 from imagintalk.models.config import ModelConfig
 from imagintalk.models.error_detector import LipRefiner
 from imagintalk.models.face_style import FaceStyleAdapter
@@ -64,13 +65,46 @@ class StyleStage(nn.Module):
         return total, {**metrics, **aux_metrics, "dit_loss": metrics["loss"], "loss": float(total.detach())}
 
 
+class VocoderStage(nn.Module):
+    """Vocoder stage: learns on the codec decoder's output, the mel it receives at inference.
+
+    A vocoder trained on ground-truth mels meets quantised codec mels at inference and turns their
+    quantisation error into noise; decoding the clip's own codec tokens (frozen codec) before the
+    vocoder's loss removes that mismatch. Without a codec (``vocoder.input = "mel"``, or a smoke
+    test that supplies none) it learns on the ground-truth mel. The composite uses ``.vocoder``.
+    """
+
+    def __init__(self, cfg: ModelConfig, codec: CodecDecoder | None = None, vocoder: nn.Module | None = None):
+        super().__init__()
+        self.vocab = cfg.vocab
+        self.vocoder = vocoder or NeuralVocoder(cfg)
+        if codec is None or cfg.vocoder.input != "codec":
+            codec = None
+        self.codec = freeze(codec) if isinstance(codec, nn.Module) else codec
+
+    def vocoder_input(self, batch: Batch) -> Tensor:
+        """The mel the vocoder learns from: the decoded codec tokens, or the ground truth."""
+        if self.codec is None:
+            return batch["mel"]
+        v = self.vocab
+        m = v.mels_per_frame // v.units_per_frame
+        with torch.no_grad():
+            tokens = frame_mask(batch).sum(dim=1) * v.units_per_frame
+            mel = decode_batch(self.codec, batch["codes"], tokens, v.n_mels, m)
+        return mel[:, :, : batch["mel"].shape[2]]
+
+    def loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        return self.vocoder.loss({**batch, "mel": self.vocoder_input(batch)})
+
+
 def build_stage(stage: str, cfg: ModelConfig, parts: Mapping[str, nn.Module] | None = None) -> nn.Module:
     """A fresh trainable stage. ``parts`` supplies trained upstream modules by name:
     ``lip_aligner`` and ``unit_bert`` for ``error_detector``; ``refiner`` (a trained LipRefiner)
-    for ``style_dit``. Missing parts are built fresh (useful for smoke tests only)."""
+    for ``style_dit``; ``codec`` (the shards' codec decoder) for ``vocoder``. Missing parts are
+    built fresh, and a vocoder without a codec learns on ground-truth mels (smoke tests only)."""
     parts = dict(parts or {})
     if stage == "vocoder":
-        return NeuralVocoder(cfg)
+        return VocoderStage(cfg, codec=parts.get("codec"))
     if stage == "unit_bert":
         return UnitBert(cfg)
     if stage == "lip_aligner":

@@ -1,9 +1,12 @@
-"""Acoustic codec tokens: residual k-means over 50 Hz log-mel frames (the embedded default of
+"""Acoustic codec tokens: residual k-means over 50 Hz log-mel frame pairs (the embedded default of
 DESIGN.md §2; a neural EnCodec/DAC-style codec is the pluggable alternative).
 
-Level 1 quantises the 80-d frame, level 2 what level 1 left over, and so on for L levels, each with
-its own codebook of ``codebook_size`` centroids. ``encode`` gives int16 (L, 2T) for an (80, 4T)
-log-mel; ``decode`` sums the chosen codewords and repeats each 50 Hz frame twice back to 100 Hz, so
+One 50 Hz token stands for two 100 Hz mel frames, stacked into one 160-d vector (``stack_pairs``),
+so decoding gives both frames back with their own values. (The first codec quantised the *mean*
+of each pair and repeated it twice: blocky 50 Hz frames that no vocoder could turn into clean
+harmonics.) Level 1 quantises the stacked vector, level 2 what level 1 left over, and so on for L
+levels, each with its own codebook of ``codebook_size`` centroids. ``encode`` gives int16 (L, 2T)
+for an (80, 4T) log-mel; ``decode`` sums the chosen codewords and unstacks them to (80, 4T), so
 codes -> mel -> Griffin-Lim (or a trained vocoder) -> audio. Fitting takes seconds, and the
 per-level reconstruction report shows what each level buys.
 """
@@ -19,7 +22,7 @@ import numpy as np
 
 from imagintalk.config import CodecConfig
 from imagintalk.errors import ConfigError
-from imagintalk.features.audio import frames_50hz, upsample_100hz
+from imagintalk.features.audio import stack_pairs, unstack_pairs
 from imagintalk.tokenizers.artifact import content_version, load_artifact, save_artifact
 from imagintalk.tokenizers.kmeans import assign, cap_rows, fit_kmeans
 
@@ -27,8 +30,8 @@ KIND = "residual_codec"
 
 
 def _frames(mel: np.ndarray) -> np.ndarray:
-    """(n_mels, 4T) log-mel (any float dtype) -> (2T, n_mels) float32 rows at 50 Hz."""
-    return frames_50hz(np.asarray(mel, np.float32)).T
+    """(n_mels, 4T) log-mel (any float dtype) -> (2T, 2·n_mels) float32 rows at 50 Hz."""
+    return stack_pairs(np.asarray(mel, np.float32)).T
 
 
 @dataclass
@@ -65,7 +68,7 @@ class ResidualCodec:
             books.append(book)
             level_mse.append(round(float((residual ** 2).mean()), 6))
         meta = {"kind": KIND, "levels": cfg.levels, "codebook_size": cfg.codebook_size, "seed": cfg.seed,
-                "n_mels": int(x.shape[1]), "frame_rate_hz": 50, "frames_seen": int(n_seen),
+                "n_mels": int(x.shape[1]) // 2, "mels_per_token": 2, "frame_rate_hz": 50, "frames_seen": int(n_seen),
                 "frames_fit": int(len(x)), "train_mse_per_level": level_mse}
         codec = cls(np.stack(books).astype(np.float32), meta)
         codec.version = content_version(codec._arrays(), meta)
@@ -78,7 +81,7 @@ class ResidualCodec:
         """int16 (L, 2T) codes for an (n_mels, 4T) log-mel (float16 from the shards is fine)."""
         x = _frames(mel).astype(np.float64)
         if x.shape[1] != self.codebooks.shape[2] and len(x):
-            raise ConfigError("codec", f"mel has {x.shape[1]} bands, the codec {self.codebooks.shape[2]}")
+            raise ConfigError("codec", f"mel has {x.shape[1] // 2} bands, the codec {self.codebooks.shape[2] // 2}")
         codes = np.zeros((self.levels, len(x)), np.int16)
         for level, book in enumerate(self.codebooks):
             if not len(x):
@@ -95,7 +98,7 @@ class ResidualCodec:
         frames = np.zeros((codes.shape[1], self.codebooks.shape[2]), np.float64)
         for level in range(n):
             frames += self.codebooks[level][codes[level].astype(np.int64)]
-        return upsample_100hz(frames.T.astype(np.float32))
+        return unstack_pairs(frames.T.astype(np.float32))
 
     def reconstruction_report(self, mels: Iterable[np.ndarray]) -> dict[int, float]:
         """Mean squared log-mel error at 100 Hz against the input, for 1..L levels used."""

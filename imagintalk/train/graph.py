@@ -4,7 +4,8 @@ registry read it at start-up).
 ``needs`` maps the part name :func:`imagintalk.models.stages.build_stage` expects to the registered
 stage that supplies it: the error detector starts from the trained lip aligner (frozen) and unit
 BERT; the style-DiT uses the trained refiner (``imagintalk-error_detector``: aligner + BERT +
-detector), frozen. The pipeline's training stages and their DVC/Dagster dependencies
+detector), frozen. ``codec``: the stage learns on the shards' codec decoder (the vocoder learns on
+decoded tokens, what it receives at inference). The pipeline's training stages and their DVC/Dagster dependencies
 (pipelines/registry.py), the training order, the CLI's choices and the k8s job waves (checked by
 tests) all derive from this table; nothing else lists them.
 """
@@ -23,6 +24,7 @@ class StageSpec:
     name: str
     needs: Mapping[str, str] = field(default_factory=dict)   # build_stage part -> registered stage
     audio: bool = False                                       # decode audio.flac
+    codec: bool = False                                       # gets the shards' codec (part "codec")
 
     def loader_config(self, params: Params, train: bool = True) -> LoaderConfig:
         """The loader settings of this stage (batch size override, audio on demand)."""
@@ -35,7 +37,7 @@ class StageSpec:
 
 
 STAGES: dict[str, StageSpec] = {
-    "vocoder": StageSpec("vocoder", audio=True),
+    "vocoder": StageSpec("vocoder", audio=True, codec=True),
     "unit_bert": StageSpec("unit_bert"),
     "lip_aligner": StageSpec("lip_aligner"),
     "error_detector": StageSpec("error_detector", needs={"lip_aligner": "lip_aligner", "unit_bert": "unit_bert"}),

@@ -34,6 +34,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from ray.train import Checkpoint
+from torch import nn
 
 from imagintalk import storage
 from imagintalk.config import Params, TrainConfig
@@ -237,6 +238,19 @@ def root_cause(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, BaseException) else exc
 
 
+def stage_parts(plan: JobPlan, spec: StageSpec, params: Params) -> dict[str, nn.Module]:
+    """The trained modules a stage builds on: its registered dependencies, plus the shards' own
+    codec (checked against the index's codec version) for a stage that learns on decoded tokens."""
+    parts: dict[str, nn.Module] = {k: load_stage_model(v.uri) for k, v in plan.depends_on.items()}
+    if spec.codec:
+        from imagintalk.models.codec_decoder import ResidualCodebookDecoder
+        from imagintalk.tokenizers.locate import find_codec
+
+        codec = find_codec(plan.shards, plan.data.versions.get("codec_version"), params)
+        parts["codec"] = ResidualCodebookDecoder.from_codec(codec)
+    return parts
+
+
 def _fit(plan: JobPlan, spec: StageSpec, params: Params, model_cfg: dict, loader: dict, run_id: str,
          uri: str) -> Checkpoint:
     """Run the TorchTrainer; its final checkpoint."""
@@ -245,7 +259,7 @@ def _fit(plan: JobPlan, spec: StageSpec, params: Params, model_cfg: dict, loader
 
     ensure_ray(params)
     t = params.train
-    deps = {k: load_stage_model(v.uri) for k, v in plan.depends_on.items()}
+    deps = stage_parts(plan, spec, params)
     loop = LoopConfig(stage=plan.stage, shards=plan.shards, model_cfg=model_cfg,
                       train=t.model_dump(mode="json"), loader=loader,
                       storage=params.storage.model_dump(mode="json"), max_steps=plan.max_steps,
@@ -308,7 +322,7 @@ def train_and_register(stage: str, shards: str, config: str, storage_root: str |
     started = time.time()
     try:
         checkpoint = _fit(plan, spec, params, model_cfg, loader, run_id, uri)
-        module = build_stage(stage, cfg, {k: load_stage_model(v.uri) for k, v in plan.depends_on.items()})
+        module = build_stage(stage, cfg, stage_parts(plan, spec, params))
         with checkpoint.as_directory() as d:
             load_model_state(Path(d), module)
             steps = read_state(Path(d)).step

@@ -30,12 +30,15 @@ __all__ = ["ORDER", "STAGES", "StageSpec", "build_stage", "score_split", "upstre
 
 def build_stage(stage: str, cfg: ModelConfig, deps: Mapping[str, nn.Module]) -> nn.Module:
     """A fresh trainable stage on top of the registered modules it needs (keyed by registered
-    stage name, as the driver resolves them)."""
+    stage name, as the driver resolves them; ``codec`` for a stage whose spec asks for it)."""
     spec = STAGES[stage]
-    missing = [s for s in spec.needs.values() if s not in deps]
+    missing = [s for s in spec.needs.values() if s not in deps] + (["codec"] if spec.codec and "codec" not in deps
+                                                                   else [])
     if missing:
         raise ConfigError(stage, f"needs trained stage(s) {', '.join(missing)}")
     parts = {part: deps[registered] for part, registered in spec.needs.items()}
+    if spec.codec:
+        parts["codec"] = deps["codec"]
     return build_model_stage(stage, cfg, parts)
 
 

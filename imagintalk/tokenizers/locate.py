@@ -1,0 +1,52 @@
+"""Where a shard root's codec lives, and loading it checked against the shards' codec version.
+
+The register stage (the composite carries the codec) and the vocoder's training stage (it learns
+on the codec decoder's output, what it receives at inference) both need the codec the shards were
+tokenised with; this is the one place that finds it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from imagintalk import storage
+from imagintalk.config import Params
+from imagintalk.errors import ImaginTalkError
+from imagintalk.tokenizers import CODEC_FILE
+from imagintalk.tokenizers.codec import ResidualCodec
+
+
+class CodecNotFound(ImaginTalkError):
+    """No codec artifact for a shard root, or one of another version than the shards'."""
+
+
+def _parent(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[0] if storage.is_remote(url) else str(Path(url).resolve().parent)
+
+
+def codec_candidates(shards: str) -> list[str]:
+    """Where a shard root's codec lives: the shard step's own fit (``{shards}/_tokenizers``) or the
+    pipeline's tokenizer folder beside the shards (``{shards}/../tokenizers``)."""
+    return [storage.join(shards, "_tokenizers", CODEC_FILE), storage.join(_parent(shards), "tokenizers", CODEC_FILE)]
+
+
+def find_codec(shards: str, expected_version: str | None, params: Params,
+               explicit: str | None = None) -> ResidualCodec:
+    """The codec the shards were tokenised with, checked by version against the shard index."""
+    for url in [explicit] if explicit else codec_candidates(shards):
+        if not storage.exists(url, params.storage):
+            continue
+        local = Path(url)
+        if storage.is_remote(url):  # the artifact is a .npz + .json pair: fetch both
+            local = Path(tempfile.mkdtemp(prefix="imagintalk-codec-")) / CODEC_FILE
+            for suffix in (".npz", ".json"):
+                local.with_suffix(suffix).write_bytes(
+                    storage.read_bytes(url.removesuffix(".npz") + suffix, params.storage))
+        codec = ResidualCodec.load(local)
+        if expected_version and codec.version != expected_version:
+            raise CodecNotFound(url, f"codec version {codec.version[:12]} is not the shards' {expected_version[:12]}")
+        return codec
+    raise CodecNotFound(shards, f"no {CODEC_FILE} found ({', '.join(codec_candidates(shards))}); pass codec_path")
+
+
