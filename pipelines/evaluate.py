@@ -1,9 +1,12 @@
 """`imagintalk evaluate`: score a registered composite on the unseen-speaker test split.
 
-Generates speech for every test clip (full model and the ablations: without error detector,
-without c_id, without c_emo), judges it with the offline judges of imagintalk/eval against the
-ground truth, logs everything to MLflow, tags the model version with ``eval.<metric>`` (what the
-promotion gate reads) and writes a Markdown/JSON table and an HTML report with plots.
+Makes every test clip's speech with each variant of imagintalk/eval/catalog.py — the oracle
+ladder (ground_truth → resynthesis → oracle_units → no_refinement → full) and the ablations (no_id,
+no_emo; no_error_detector is the no_refinement rung under its ablation name, computed once) —
+judges every variant with the same offline judges against the ground truth, measures the speaker
+judge's own floor and ceiling on these clips, logs everything to MLflow, tags the model version
+with ``eval.<metric>`` and ``eval.<variant>.<metric>`` (what the promotion gate and its floors
+read) and writes metrics.json/metrics.md and an HTML report to listen to.
 """
 
 from __future__ import annotations
@@ -14,17 +17,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
 from tqdm import tqdm
 
 from imagintalk.config import Params, load_params
 from imagintalk.errors import ConfigError
-from imagintalk.eval import metrics as M
+from imagintalk.eval.catalog import ALIASES, tag_key
 
-GRAMMAR_CORPORA = {"synthtalk", "grid"}  # transcripts drawn from the GRID grammar
-ABLATIONS = {"no_error_detector": {"rounds": 0}, "no_id": {"drop": ("id",)}, "no_emo": {"drop": ("emo",)}}
 EXPERIMENT = "imagintalk-evaluate"
+CORPUS_TAG = "eval.corpus"
 
 
 @dataclass
@@ -33,16 +33,27 @@ class EvalResult:
     version: str | None
     data_version: str
     n_clips: int
-    rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)   # variant -> metric -> value
+    judge: dict[str, float] = field(default_factory=dict)             # speaker_sim_floor / _ceiling
+    aliases: dict[str, str] = field(default_factory=dict)             # ablation name -> computed variant
+    corpus: str = ""
     report: str | None = None
     run_id: str | None = None
 
+    def row(self, variant: str) -> dict[str, float]:
+        """A variant's row, by its name or an alias (``no_error_detector``)."""
+        return self.rows[self.aliases.get(variant, variant)]
+
     def summary_line(self) -> str:
-        full = self.rows.get("full", {})
-        show = ", ".join(f"{k} {full[k]:.3g}" for k in ("wer", "speaker_sim", "emotion_acc", "mcd", "stoi")
-                         if k in full and not math.isnan(full[k]))
-        return (f"evaluated {self.model_uri} (v{self.version}) on {self.n_clips} unseen-speaker clips: {show}; "
-                f"report {self.report}")
+        def ladder(metric: str) -> str:
+            steps = [f"{v} {r[metric]:.3g}" for v, r in self.rows.items() if metric in r and math.isfinite(r[metric])]
+            return f"{metric}: " + " → ".join(steps) if steps else ""
+
+        sim = ladder("speaker_sim")
+        rng = ", ".join(f"{k.removeprefix('speaker_sim_')} {v:.3g}" for k, v in self.judge.items() if math.isfinite(v))
+        parts = [ladder("wer"), sim + (f" (judge {rng})" if sim and rng else ""), ladder("uer")]
+        return (f"evaluated {self.model_uri} (v{self.version}) on {self.n_clips} unseen-speaker clips of "
+                f"{self.corpus}: " + "; ".join(p for p in parts if p) + f"; report {self.report}")
 
 
 def _resolve(model: str) -> str:
@@ -92,41 +103,15 @@ def _train_emotion_judge(shards: str, params: Params):
     return EmotionJudge.fit(audios, labels, seed=params.eval.seed) if len(set(labels)) >= 2 else None
 
 
-def _score(refs, gens, transcripts, mouths, judge, labels) -> dict[str, float]:
-    from imagintalk.eval.asr import grid_asr
-
-    out: dict[str, list[float]] = {k: [] for k in ("mcd", "stoi", "estoi", "speaker_sim", "f0_rmse", "f0_corr",
-                                                   "sync_offset_abs", "sync_conf")}
-    for ref, gen, mouth in zip(refs, gens, mouths, strict=True):
-        out["mcd"].append(M.mel_cepstral_distortion(ref, gen))
-        s, e = M.stoi_scores(ref, gen)
-        out["stoi"].append(s)
-        out["estoi"].append(e)
-        out["speaker_sim"].append(M.speaker_similarity(ref, gen))
-        rmse, corr = M.f0_metrics(ref, gen)
-        out["f0_rmse"].append(rmse)
-        out["f0_corr"].append(corr)
-        off, conf = M.av_sync(mouth, gen)
-        out["sync_offset_abs"].append(abs(off))
-        out["sync_conf"].append(conf)
-    row = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in out.items()}
-    graded = [(t, g) for t, g in zip(transcripts, gens, strict=True) if t is not None]
-    if graded:
-        asr = grid_asr()
-        row["wer"] = M.word_error_rate([t for t, _ in graded], [asr.transcribe(g) for _, g in graded])
-    if judge is not None and any(lb is not None for lb in labels):
-        keep = [(g, lb) for g, lb in zip(gens, labels, strict=True) if lb is not None]
-        row["emotion_acc"] = judge.accuracy([g for g, _ in keep], [lb for _, lb in keep])
-    return row
-
-
 def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "", params: Params | None = None,
-                   report: Path | None = None) -> EvalResult:
+                   report: Path | None = None, corpus: str | None = None) -> EvalResult:
+    """``corpus`` names the floors the gate applies (tag ``eval.corpus``); default: the test clips'
+    corpus when they share one, else ``pipeline.corpus``."""
     import mlflow
 
-    from imagintalk.emotions import EMOTIONS
-    from imagintalk.eval.asr import grid_asr
+    from imagintalk.eval.ladder import clips_from_batch, render_batch, variants_for
     from imagintalk.eval.report import write_report
+    from imagintalk.eval.scoring import References, score_variant, speaker_sim_range
     from imagintalk.registry import tracking
     from imagintalk.registry.gate import EVAL_DATA_TAG, EVAL_PREFIX
     from imagintalk.serve.inference import Speaker
@@ -135,81 +120,64 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     ecfg = params.eval
     uri = _resolve(model)
     data = tracking.read_data_version(shards, params.storage)
-    speaker = Speaker(uri, params)
-    net = speaker.pyfunc.model
+    net = Speaker(uri, params).pyfunc.model
     c = tracking.client()
     name, version = _name_version(c, uri)
     metas = _test_metas(shards, params)
-    judge = _train_emotion_judge(shards, params)
-    guidance = {"lip": ecfg.guidance_lip, "id": ecfg.guidance_id, "emo": ecfg.guidance_emo}
+    emotion_judge = _train_emotion_judge(shards, params)
 
-    variants = {"full": {}, **{k: v for k, v in ABLATIONS.items() if k in ecfg.ablations}}
-    gens: dict[str, list[np.ndarray]] = {v: [] for v in variants}
-    refs, transcripts, mouths, labels, uer_before, uer_after, mel_pairs = [], [], [], [], [], [], []
-    for batch in tqdm(list(_clips(shards, "test", params, ecfg.max_clips)), desc="evaluate", unit="batch"):
-        lengths = batch["lengths"]
-        with torch.inference_mode():
-            lips, mask = batch["lips"], batch["lip_mask"]  # uint8: the aligner scales it
-            ref = net.refiner.refine(lips, mask)  # one pass gives the units before and after refinement
-            before, after = ref.aligner_units, ref.units
-        for vname, kw in variants.items():
-            out = net.generate(lips, mask, batch["identity"], batch["face"], batch["emotion"], steps=ecfg.steps,
-                               guidance=guidance, seed=ecfg.seed, **kw)
-            for b in range(len(lengths)):
-                gens[vname].append(out.waveforms[b, : int(out.lengths[b])].numpy())
-                if vname == "full" and len(mel_pairs) < 2:
-                    t = int(lengths[b])
-                    mel_pairs.append((batch["keys"][b], batch["mel"][b, :, : 4 * t].float().numpy(),
-                                      out.mel[b, :, : 4 * t].float().numpy()))
-        for b, key in enumerate(batch["keys"]):
-            t = int(lengths[b])
-            refs.append(batch["audio"][b, : t * 640].numpy())
-            mouths.append(batch["mouth"][b, :t].numpy())
-            meta = metas.get(key, {})
-            text = meta.get("transcript")
-            transcripts.append(text.lower() if text and meta.get("corpus") in GRAMMAR_CORPORA else None)
-            e = int(batch["emotion"][b])
-            labels.append(EMOTIONS[e] if e >= 0 else None)
-            gt = batch["units"][b, : 2 * t].numpy()
-            uer_before.append(M.unit_error_rate(gt, before[b, : 2 * t].numpy()))
-            uer_after.append(M.unit_error_rate(gt, after[b, : 2 * t].numpy()))
-    if not refs:
+    variants = variants_for(ecfg)
+    clips, rendered = [], {v: [] for v in variants}
+    for batch in tqdm(list(_clips(shards, "test", params, ecfg.max_clips)), desc="evaluate: generate", unit="batch"):
+        clips += clips_from_batch(batch, metas)
+        for v, outs in render_batch(net, batch, variants, ecfg).items():
+            rendered[v] += outs
+    if not clips:
         raise ConfigError(shards, "no test split in the shards (the unseen-speaker protocol needs one)")
+    refs = References(clips)
+    rows = {v: score_variant(clips, rendered[v], refs, emotion_judge)
+            for v in tqdm(variants, desc="evaluate: judge", unit="variant")}
+    judge = speaker_sim_range(clips, refs)
+    aliases = {a: v for a, v in ALIASES.items() if a in ecfg.ablations and v in rows}
+    corpora = {m.get("corpus") for m in metas.values()} - {None}
+    corpus = corpus or (corpora.pop() if len(corpora) == 1 else params.pipeline.corpus)
+    samples = [(clip, {v: rendered[v][i] for v in variants}) for i, clip in enumerate(clips[: ecfg.report_clips])]
+    version_tags = dict(c.get_model_version(name, version).tags or {}) if version is not None else {}
 
-    rows = {v: _score(refs, g, transcripts, mouths, judge, labels) for v, g in gens.items()}
-    rows["full"]["uer_before"] = float(np.mean(uer_before))
-    rows["full"]["uer_after"] = float(np.mean(uer_after))
-    graded = [(t, r) for t, r in zip(transcripts, refs, strict=True) if t is not None]
-    if graded:  # the judge on ground truth: the ceiling the generated WER is read against
-        gt_wer = M.word_error_rate([t for t, _ in graded], [grid_asr().transcribe(r) for _, r in graded])
-        rows["full"]["wer_ground_truth"] = gt_wer
-    if judge is not None:
-        rows["full"]["emotion_acc_ground_truth"] = judge.accuracy(
-            [r for r, lb in zip(refs, labels, strict=True) if lb], [lb for lb in labels if lb])
-
-    meta = {"model": uri, "version": str(version), "data_version": data.content_hash, "shards": str(shards),
-            "n_clips": str(len(refs)), **{f"git.{k}": v for k, v in tracking.git_info().items()}}
+    metrics = {tag_key(v, m): x for v, row in rows.items() for m, x in row.items()} | judge
+    metrics = {k: x for k, x in metrics.items() if math.isfinite(x)}
     out_dir = Path(report) if report else Path(tempfile.mkdtemp(prefix="imagintalk-eval-"))
-    html = write_report(out_dir, rows, meta, mel_pairs)
-
     # experiment by id, not set_experiment: that is process-global and would make a later
     # start_run(run_id=...) of another experiment in this process (training, Dagster) fail
-    with mlflow.start_run(experiment_id=tracking.ensure_experiment(EXPERIMENT),
-                          run_name=f"evaluate-{name}-v{version}") as run:
+    exp_id = tracking.ensure_experiment(EXPERIMENT)
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"evaluate-{name}-v{version}") as run:
+        meta = {"model": uri, "version": str(version), "corpus": corpus, "data_version": data.content_hash,
+                "shards": str(shards), "n_clips": str(len(clips)),
+                **{k: v for k, v in version_tags.items() if k.startswith(("stage.", "model.preset"))},
+                **tracking.git_info(), "mlflow.run_id": run.info.run_id,
+                "mlflow.run_url": _run_url(tracking.tracking_uri(), exp_id, run.info.run_id),
+                **{f"alias.{a}": v for a, v in aliases.items()}}
+        html = write_report(out_dir, rows, meta, samples, judge, aliases)
         mlflow.log_params({f"eval.{k}": v for k, v in ecfg.model_dump().items()})
-        mlflow.set_tags({"model_uri": uri, "data_version": data.content_hash, **meta})
-        for vname, row in rows.items():
-            prefix = "" if vname == "full" else f"{vname}."
-            mlflow.log_metrics({f"{prefix}{k}": v for k, v in row.items() if math.isfinite(v)})
+        mlflow.set_tags({"model_uri": uri, **meta})
+        mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(out_dir), artifact_path="report")
     if version is not None:
-        tags = {f"{EVAL_PREFIX}{k}": f"{v:.6g}" for k, v in rows["full"].items() if math.isfinite(v)}
+        tags = {f"{EVAL_PREFIX}{k}": f"{x:.6g}" for k, x in metrics.items()}
         tags.update({EVAL_DATA_TAG: data.content_hash, f"{EVAL_PREFIX}run_id": run.info.run_id,
-                     f"{EVAL_PREFIX}shards": str(shards)})
+                     f"{EVAL_PREFIX}shards": str(shards), CORPUS_TAG: corpus})
         for k, v in tags.items():
             c.set_model_version_tag(name, version, k, v)
-    return EvalResult(model_uri=uri, version=version, data_version=data.content_hash, n_clips=len(refs),
-                      rows=rows, report=str(html), run_id=run.info.run_id)
+    return EvalResult(model_uri=uri, version=version, data_version=data.content_hash, n_clips=len(clips),
+                      rows=rows, judge=judge, aliases=aliases, corpus=corpus, report=str(html),
+                      run_id=run.info.run_id)
+
+
+def _run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI: on the tracking server itself, or on a local ``mlflow ui``
+    (default port) started over a file/SQLite store."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def _name_version(c, uri: str) -> tuple[str, str | None]:

@@ -1,15 +1,20 @@
-"""`imagintalk evaluate` end to end on real (tiny) SynthTalk shards: every metric family of the
-table, the three ablations, the MLflow run, the eval.* tags the gate reads, and the HTML report."""
+"""`imagintalk evaluate` end to end on real (tiny) SynthTalk shards: every rung of the oracle ladder
+and every ablation made by the composite's own code paths and judged by every metric family, the
+speaker judge's floor and ceiling, the MLflow run, the eval.* tags the gate (and its floors) read,
+the report to listen to, and one-line errors on bad input."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
+import yaml
 from train_support import register_untrained_stages, tiny_params, tracking_store
+from typer.testing import CliRunner
 
-from imagintalk.config import SynthConfig
+from imagintalk.config import PromoteConfig, SynthConfig
 from imagintalk.models.config import model_config
 from imagintalk.registry import tracking
 from pipelines.evaluate import evaluate_model
@@ -19,22 +24,29 @@ from pipelines.register import register_composite
 from pipelines.shard import shard_manifest
 from pipelines.synth import synth_corpus
 
+RUNGS = ["ground_truth", "resynthesis", "oracle_units", "no_refinement", "full"]
+JUDGED = ("wer", "mcd", "stoi", "estoi", "speaker_sim", "dnsmos_p808", "dnsmos_ovrl", "f0_rmse", "sync_conf",
+          "emotion_acc")
+
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
+    """Two unseen test speakers (the judge's floor needs a different speaker) with two clips each."""
     root = tmp_path_factory.mktemp("eval")
-    params = tiny_params().model_copy(update={"synth": SynthConfig(speakers=3, clips_per_speaker=2)})
+    synth = SynthConfig(speakers=4, clips_per_speaker=2, test_speakers=2)
+    params = tiny_params().model_copy(update={"synth": synth})
     synth_corpus(root / "raw", params=params)
     ingest_corpus("synthtalk", root / "raw", root / "m.parquet", params=params)
     shard_manifest(root / "m.parquet", str(root / "shards"), workers=1, params=params)
     return root, str(root / "shards"), params
 
 
-def test_evaluate_scores_every_family_logs_tags_and_reports(shards):
+def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(shards):
     root, shard_root, params = shards
     audit = root / "audit"
     audit.mkdir(exist_ok=True)
     (audit / "result.json").write_text(json.dumps({"passed": True}))
+    floors = PromoteConfig.model_validate({"floors": {"synthtalk": [{"metric": "wer", "max": 0.5}]}})
     with tracking_store(root) as uri:
         c = tracking.client(uri)
         data = tracking.read_data_version(shard_root)
@@ -44,23 +56,72 @@ def test_evaluate_scores_every_family_logs_tags_and_reports(shards):
         result = evaluate_model("models:/imagintalk@challenger", shard_root, params, report=root / "report")
         tags = c.get_model_version("imagintalk", version.version).tags
         run = c.get_run(result.run_id)
+        refused = promote_model("imagintalk", params=params.model_copy(update={"promote": floors}),
+                                decision_path=root / "promotion.json")
         decision = promote_model("imagintalk", params=params)
+    print(result.summary_line())
 
-    assert result.n_clips == 2 and result.data_version == data.content_hash  # the unseen test speaker's clips
-    assert set(result.rows) == {"full", "no_error_detector", "no_id", "no_emo"}
-    full = result.rows["full"]
-    for key in ("wer", "wer_ground_truth", "uer_before", "uer_after", "mcd", "stoi", "estoi", "speaker_sim",
-                "f0_rmse", "sync_conf", "emotion_acc"):
-        assert key in full, key
-    # the judge reads ground-truth SynthTalk speech well; an untrained model's speech it cannot
-    assert full["wer_ground_truth"] <= 1 / 3 and full["wer"] > full["wer_ground_truth"]
-    assert 0 <= full["stoi"] <= 1 and -1 <= full["speaker_sim"] <= 1 and math.isfinite(full["mcd"])
-    assert tags["eval.wer"] and tags["eval.speaker_sim"] and tags["eval.data_version"] == data.content_hash
-    assert run.data.metrics["wer"] == pytest.approx(full["wer"]) and "no_id.speaker_sim" in run.data.metrics
-    html = (root / "report" / "report.html").read_text()
-    assert "no_error_detector" in html and "data:image/png;base64," in html
-    assert json.loads((root / "report" / "metrics.json").read_text())["metrics"]["full"]["wer"] == full["wer"]
-    assert decision.promoted and decision.decision == "first-champion"
+    assert result.n_clips == 4 and result.data_version == data.content_hash  # the unseen test speakers' clips
+    rows = result.rows
+    assert list(rows) == [*RUNGS, "no_id", "no_emo"]  # ladder order, then the ablations
+    assert result.aliases == {"no_error_detector": "no_refinement"}
+    assert result.row("no_error_detector") is rows["no_refinement"]  # one computation, two names
+    for variant, row in rows.items():
+        for key in JUDGED:
+            assert key in row, (variant, key)
+        assert ("uer" in row) == (variant not in ("ground_truth", "resynthesis")), variant
+    gt, full = rows["ground_truth"], rows["full"]
+    # the ground truth is the ladder's top: the judges read it well, an untrained model they cannot
+    assert gt["wer"] <= 1 / 3 and full["wer"] > 0.5 and gt["stoi"] > 0.99 and gt["mcd"] < 1e-6
+    assert 1 <= full["dnsmos_p808"] <= 5 and gt["dnsmos_p808"] > full["dnsmos_p808"]
+    assert rows["oracle_units"]["uer"] == 0.0 and 0 < full["uer"] <= 1.5
+    assert all(0 <= r["stoi"] <= 1 and math.isfinite(r["mcd"]) for r in rows.values())
+    judge = result.judge
+    assert -1 < judge["speaker_sim_floor"] < judge["speaker_sim_ceiling"] <= 1  # the judge tells voices apart
+    # what the gate reads: every row as eval.<variant>.<metric>, full bare, the corpus for the floors
+    assert tags["eval.wer"] and tags["eval.resynthesis.wer"] and tags["eval.no_refinement.uer"]
+    assert tags["eval.corpus"] == "synthtalk" and tags["eval.data_version"] == data.content_hash
+    assert float(tags["eval.speaker_sim_ceiling"]) == pytest.approx(judge["speaker_sim_ceiling"], rel=1e-4)
+    assert run.data.metrics["wer"] == pytest.approx(full["wer"]) and "oracle_units.dnsmos_ovrl" in run.data.metrics
+    assert run.data.tags["alias.no_error_detector"] == "no_refinement"
+
+    report = root / "report"
+    saved = json.loads((report / "metrics.json").read_text())
+    assert saved["metrics"]["full"]["wer"] == full["wer"] and saved["aliases"] == result.aliases
+    assert saved["judge"] == pytest.approx(judge) and saved["meta"]["data_version"] == data.content_hash
+    html = (report / "report.html").read_text()
+    srcs = re.findall(r"<audio [^>]*src='([^']+)'", html)
+    assert len(srcs) == 4 * len(rows)  # every test clip (report_clips 4): ground truth + every variant
+    assert all(not s.startswith(("/", "http")) and (report / s).stat().st_size > 1000 for s in srcs)
+    for v in rows:
+        assert f"/{v}.wav'" in html and f"/{v}.png'" in html
+    for m in JUDGED:
+        assert (report / "charts" / f"{m}.png").is_file() and f"<dt>{m}</dt>" in html
+    assert "no_refinement (= no_error_detector)" in html and "lower is better" in html
+    for k in ("data_version", "git.commit", "stage.style_dit", "mlflow.run_url"):
+        assert f"<b>{k}</b>" in html, k
+    assert "data:image" not in html  # figures are files next to the page, like the audio
+
+    assert not refused.promoted and "below the floors of synthtalk: wer" in refused.reason
+    assert "below the floors" in json.loads((root / "promotion.json").read_text())["summary"]
+    assert decision.promoted and decision.decision == "first-champion"  # no floors in the test's params
     from imagintalk.models.imagintalk import ImaginTalk
 
     assert ImaginTalk.load(root / "export").cfg.name == "tiny"  # the weights DVC versions and pushes
+
+
+@pytest.mark.parametrize(("section", "value", "message"), [
+    ("ladder", ["ground_truth", "oracle"], "eval.ladder: Value error, unknown ladder entry 'oracle'"),
+    ("ablations", ["no_lips"], "eval.ablations: Value error, unknown ablations entry 'no_lips'"),
+])
+def test_unknown_variant_is_a_one_line_error_naming_the_input(tmp_path, section, value, message):
+    from imagintalk.cli.main import app
+
+    doc = tiny_params().model_dump(mode="json")
+    doc["eval"][section] = value
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(doc))
+    res = CliRunner().invoke(app, ["evaluate", "--shards", str(tmp_path), "--params", str(params_file)])
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error:"), res.output
+    assert str(params_file) in lines[0] and message in lines[0]

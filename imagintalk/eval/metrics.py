@@ -71,7 +71,11 @@ def f0_track(audio: np.ndarray, sr: int = 16000, fmin: float = 60.0, fmax: float
 
 def f0_metrics(ref: np.ndarray, gen: np.ndarray, sr: int = 16000) -> tuple[float, float]:
     """(F0 RMSE in Hz, Pearson correlation) over frames voiced in both."""
-    a, b = f0_track(ref, sr), f0_track(gen, sr)
+    return f0_compare(f0_track(ref, sr), f0_track(gen, sr))
+
+
+def f0_compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """``f0_metrics`` on two F0 tracks (so a reference's track is computed once for many candidates)."""
     n = min(len(a), len(b))
     a, b = a[:n], b[:n]
     both = ~np.isnan(a) & ~np.isnan(b)
@@ -112,5 +116,26 @@ def av_sync(mouth_open: np.ndarray, audio: np.ndarray, sr: int = 16000, fps: int
     return best - max_offset, float(corrs[best] - np.median(corrs))
 
 
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two embeddings (speaker similarity from precomputed embeddings)."""
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+
+
 def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-8)
+
+
+def dnsmos(audio: np.ndarray, sr: int = 16000) -> tuple[float, float]:
+    """(DNSMOS P.808, DNSMOS P.835 OVRL), 1-5, from the onnx models bundled in the ``speechmos`` wheel.
+    A clip shorter than the model's 9.01 s window is looped to fill it, as DNSMOS does, but to exactly
+    one window (speechmos doubles it and then scores every 1 s hop of the copies: same audio, 7× the time)."""
+    from speechmos import dnsmos as _dnsmos
+
+    x = np.clip(np.nan_to_num(np.asarray(audio, np.float32)), -1.0, 1.0)
+    if len(x) < sr // 10 or not np.any(x):
+        return float("nan"), float("nan")
+    window = int(_dnsmos.INPUT_LENGTH * sr)
+    if len(x) < window:
+        x = np.tile(x, -(-window // len(x)))[:window]
+    out = _dnsmos.run(x, sr)
+    return float(out["p808_mos"]), float(out["ovrl_mos"])
