@@ -69,3 +69,12 @@ def test_emotion_judge_separates_prosody(tmp_path):
         labels.append("sad")
     judge = EmotionJudge.fit(audios[:12], labels[:12])
     assert judge.accuracy(audios[12:], labels[12:]) == 1.0
+
+
+def test_dnsmos_prefers_clean_speech_to_noise(tmp_path):
+    speech = _say(tmp_path, "bin red by b two soon")
+    p808, ovrl = M.dnsmos(speech)
+    noise = np.random.default_rng(0).normal(0, 0.1, len(speech)).astype(np.float32)
+    n808, novrl = M.dnsmos(noise)
+    assert 2.5 < p808 <= 5 and p808 > n808 + 0.5 and ovrl > novrl
+    assert all(np.isnan(M.dnsmos(np.zeros(16000, np.float32))))  # silence: no score, not a crash
