@@ -174,6 +174,8 @@ class LoaderConfig(Section):
     num_workers: int = 0            # DataLoader worker processes (shards are split among them)
     audio: bool = False             # also decode audio.flac (the vocoder needs it; others do not)
     drop_last: bool = False
+    # only these speakers' clips (a training stage's share of the train split); None: every speaker
+    speakers: list[str] | None = None
 
 
 class StorageConfig(Section):
@@ -212,6 +214,10 @@ class TrainConfig(Section):
     pins: dict[str, str] = Field(default_factory=dict)
     run_suffix: str = ""            # appended to the Ray run name to force a fresh run
     val_batches: int = 8            # val-split batches scored after training (model card metrics)
+    # Fraction of the train split's speakers the lip aligner never sees; the error detector learns
+    # on the aligner's predictions for them, i.e. on mistakes like those it meets on new speakers
+    # (on the aligner's own training clips it makes almost none). 0: both train on every speaker.
+    detector_holdout: float = Field(0.25, ge=0.0, lt=1.0)
 
 
 def _eval_key(key: str) -> str:

@@ -121,14 +121,15 @@ STAGES: tuple[Stage, ...] = (
           code=("pipelines/register.py", "imagintalk/registry")),
     Stage("evaluate", "pipelines.evaluate:evaluate_model",
           call=lambda paths, prm: {"model": f"{paths['models']}/imagintalk.json", "shards": paths["shards"],
-                                   "params": prm, "report": Path(paths["reports"]) / "evaluation"},
+                                   "params": prm, "report": Path(paths["reports"]) / "evaluation",
+                                   "corpus": paths["corpus"]},
           deps=("{models}/imagintalk.json", "{shards}/index.json"), outs=("{reports}/evaluation",),
           params=("eval",), upstream=("register",), code=("pipelines/evaluate.py", "imagintalk/eval")),
     Stage("promote", "pipelines.promote:promote_model",
           call=lambda paths, prm: {"name": "imagintalk", "params": prm,
                                    "decision_path": Path(paths["reports"]) / "promotion.json"},
           deps=("{reports}/evaluation",), outs=("{reports}/promotion.json",), params=("promote",),
-          upstream=("evaluate",), code=("pipelines/promote.py",)),
+          upstream=("evaluate",), code=("pipelines/promote.py", "imagintalk/registry/gate.py")),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 

@@ -157,3 +157,12 @@ def test_sample_of_an_older_pipeline_without_speaker_embedding_is_a_clear_error(
     del sample["speaker.npy"]
     with pytest.raises(ConfigError, match=r"c/s0/00.*no speaker\.npy.*shard the corpus again"):
         CropLips(88, False, 0, False)(sample)
+
+
+def test_a_speaker_subset_keeps_only_those_speakers_clips(shard_root):
+    """A training stage's share of the train split (the aligner's fit speakers, the detector's
+    held-out ones) reads only those speakers' clips, and every one of them."""
+    root, recs = shard_root
+    keys = [k for b in _all(make_loader(root, "train", False, LoaderConfig(batch_size=4, speakers=["s0", "s2"])))
+            for k in b["keys"]]
+    assert sorted(keys) == sorted(k for k in recs if k.split("/")[1] in ("s0", "s2"))

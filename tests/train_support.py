@@ -81,9 +81,9 @@ def register_untrained(c, stage: str, cfg, data, deps: dict) -> str:
     """Register a freshly built stage as the runner does after training; returns its URI."""
     import mlflow.pytorch
 
+    from imagintalk.models.codec_decoder import ResidualCodebookDecoder
     from imagintalk.registry import tracking
     from imagintalk.registry.stage_models import MODEL_CONFIG_ARTIFACT, register_stage_version
-    from imagintalk.models.codec_decoder import ResidualCodebookDecoder
     from imagintalk.train.stages import STAGES, build_stage
 
     run = c.create_run(tracking.ensure_experiment(tracking.experiment_name(stage)))

@@ -21,12 +21,11 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from imagintalk import storage
 from imagintalk.config import LoaderConfig, StorageConfig
-from imagintalk.emotions import EMOTION_INDEX
+from imagintalk.conventions import EMOTION_INDEX, UNKNOWN_EMOTION
 from imagintalk.errors import ConfigError
 from imagintalk.shards.index import INDEX_NAME, shard_urls
 from imagintalk.shards.record import decode_field, key_to_clip_id
 
-UNKNOWN_EMOTION = -1   # clip without a label: ignore it in losses (like ignore_index)
 UNITS_PER_FRAME = 2    # 50 Hz tokens per 25 fps video frame
 MELS_PER_FRAME = 4     # 100 Hz mel frames per video frame
 
@@ -173,6 +172,14 @@ def _shuffled_urls(urls: list[str], seed: int) -> Callable[..., Iterator[dict[st
     return stage
 
 
+def _of_speakers(speakers: frozenset[str]) -> Callable[[dict[str, Any]], bool]:
+    """Keep samples whose key ``{corpus}/{speaker}/{clip}`` names one of ``speakers``."""
+    def keep(sample: dict[str, Any]) -> bool:
+        parts = key_to_clip_id(sample["__key__"]).split("/")
+        return len(parts) == 3 and parts[1] in speakers
+    return keep
+
+
 def _every_nth(index: int, n: int) -> Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]]:
     def stage(src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for i, sample in enumerate(src):
@@ -201,6 +208,8 @@ def make_dataset(root_or_urls: str | Sequence[str], split: str, train: bool, cfg
     keep_audio = cfg.audio
     stages.append(wds.tarfile_to_samples(
         select_files=None if keep_audio else _skip_audio))
+    if cfg.speakers is not None:
+        stages.append(wds.select(_of_speakers(frozenset(cfg.speakers))))
     if not by_shard and num_shards > 1:
         stages.append(_every_nth(shard_index, num_shards))
     if train and cfg.shuffle_buffer > 1:

@@ -27,11 +27,11 @@ from mlflow.entities import Metric, Param, RunTag
 
 from imagintalk import storage
 from imagintalk.config import StorageConfig
+from imagintalk.conventions import INDEX_NAME
 from imagintalk.errors import CorpusLayoutError
 from imagintalk.settings import get_settings
 
 EXPERIMENT_PREFIX = "imagintalk-"
-INDEX_NAME = "index.json"
 SQLITE_PREFIX = "sqlite:///"
 ARTIFACT_DIR = "mlartifacts"
 # MLflow refuses param values longer than this (it stores them in a fixed-width column).
@@ -89,6 +89,7 @@ class DataVersion:
     content_hash: str
     versions: dict[str, str] = field(default_factory=dict)   # tokenizer / codec / pipeline versions
     counts: dict[str, Any] = field(default_factory=dict)
+    speakers: dict[str, list[str]] = field(default_factory=dict)  # split -> speakers (the index's)
 
     def tags(self) -> dict[str, str]:
         out = {"data.shards": self.shards, "data.version": self.content_hash}
@@ -123,8 +124,10 @@ def read_data_version(shards: str, cfg: StorageConfig | None = None) -> DataVers
     if not isinstance(content_hash, str) or not content_hash:
         raise CorpusLayoutError(url, "dataset index has no content_hash")
     counts = {k: v for k, v in index.items() if k in ("counts", "hours", "n_samples")}
+    splits = index.get("splits") if isinstance(index.get("splits"), dict) else {}
+    speakers = {s: list(v.get("speakers", [])) for s, v in splits.items() if isinstance(v, dict)}
     return DataVersion(shards=str(shards), content_hash=content_hash,
-                       versions=_collect_versions(index), counts=counts)
+                       versions=_collect_versions(index), counts=counts, speakers=speakers)
 
 
 def git_info(repo: Path = REPO_DIR) -> dict[str, str]:

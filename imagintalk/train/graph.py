@@ -12,9 +12,10 @@ tests) all derive from this table; nothing else lists them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
+from typing import Literal
 
 from imagintalk.config import LoaderConfig, Params
 
@@ -25,22 +26,42 @@ class StageSpec:
     needs: Mapping[str, str] = field(default_factory=dict)   # build_stage part -> registered stage
     audio: bool = False                                       # decode audio.flac
     codec: bool = False                                       # gets the shards' codec (part "codec")
+    # which train-split speakers it learns on: all, those the aligner fits ("fit"), or the ones
+    # held out from the aligner ("held_out", see train.detector_holdout)
+    speakers: Literal["all", "fit", "held_out"] = "all"
 
-    def loader_config(self, params: Params, train: bool = True) -> LoaderConfig:
-        """The loader settings of this stage (batch size override, audio on demand)."""
+    def loader_config(self, params: Params, train: bool = True,
+                      train_speakers: Sequence[str] | None = None) -> LoaderConfig:
+        """The loader settings of this stage (batch size override, audio on demand, and, for
+        training with the split's speakers known, this stage's share of them)."""
         update: dict = {"audio": self.audio}
         if params.train.batch_size is not None:
             update["batch_size"] = params.train.batch_size
         if not train:
             update["drop_last"] = False
+        elif self.speakers != "all" and train_speakers:
+            fit, held_out = holdout_split(train_speakers, params.train.detector_holdout)
+            if held_out:
+                update["speakers"] = fit if self.speakers == "fit" else held_out
         return params.loader.model_copy(update=update)
+
+
+def holdout_split(speakers: Sequence[str], fraction: float) -> tuple[list[str], list[str]]:
+    """(fit, held_out): ``fraction`` of the speakers, spread evenly over their sorted order, held
+    out (at least one when ``fraction`` > 0 and at least two speakers; never all of them)."""
+    ordered = sorted(set(speakers))
+    n = len(ordered)
+    k = min(n - 1, max(1, round(n * fraction))) if fraction > 0 and n >= 2 else 0
+    held = {ordered[(2 * i + 1) * n // (2 * k)] for i in range(k)}
+    return [s for s in ordered if s not in held], [s for s in ordered if s in held]
 
 
 STAGES: dict[str, StageSpec] = {
     "vocoder": StageSpec("vocoder", audio=True, codec=True),
     "unit_bert": StageSpec("unit_bert"),
-    "lip_aligner": StageSpec("lip_aligner"),
-    "error_detector": StageSpec("error_detector", needs={"lip_aligner": "lip_aligner", "unit_bert": "unit_bert"}),
+    "lip_aligner": StageSpec("lip_aligner", speakers="fit"),
+    "error_detector": StageSpec("error_detector", needs={"lip_aligner": "lip_aligner", "unit_bert": "unit_bert"},
+                                speakers="held_out"),
     "style_dit": StageSpec("style_dit", needs={"refiner": "error_detector"}),
 }
 

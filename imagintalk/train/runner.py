@@ -112,7 +112,7 @@ def plan_job(c: MlflowClient, spec: StageSpec, shards: str, preset: str, model_c
     for need in spec.needs.values():
         mv = find_dependency(c, need, preset, data.content_hash, params.train.pins.get(need))
         deps[need] = RegisteredVersion.from_mlflow(mv)
-    loader = spec.loader_config(params).model_dump(mode="json")
+    loader = spec.loader_config(params, train_speakers=data.speakers.get("train")).model_dump(mode="json")
     name = f"{spec.name}-{data.content_hash[:12]}-{preset}{params.train.run_suffix}"
     return JobPlan(stage=spec.name, preset=preset, shards=shards,
                    storage_path=storage.join(_abs(storage_root), "train"), name=name,
@@ -311,7 +311,10 @@ def train_and_register(stage: str, shards: str, config: str, storage_root: str |
     shards = storage.absolute(shards)
     plan = plan_job(c, spec, shards, cfg.name, model_cfg,
                     storage.absolute(storage_root or get_settings().storage_root), params)
-    loader = spec.loader_config(params).model_dump(mode="json")
+    loader = spec.loader_config(params, train_speakers=plan.data.speakers.get("train")).model_dump(mode="json")
+    if loader["speakers"] is not None:
+        log.info("%s learns on %d of the train split's speakers: %s", plan.name, len(loader["speakers"]),
+                 ", ".join(loader["speakers"]))
     resume_step = check_resumable(plan, params)
     run_id, done = _open_run(c, plan, params, model_cfg, loader)
     if done is not None:
