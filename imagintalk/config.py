@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from imagintalk.conventions import VIDEO_SUFFIXES
 from imagintalk.errors import ConfigError
 
 PARAMS_ENV = "IMAGINTALK_PARAMS"
@@ -412,7 +413,7 @@ class SpeakConfig(Section):
 
     min_duration_s: float = 0.5
     max_duration_s: float = 60.0
-    extensions: list[str] = Field(default_factory=lambda: [".mp4", ".mov", ".webm", ".mkv", ".avi", ".mpg"])
+    extensions: list[str] = Field(default_factory=lambda: sorted(VIDEO_SUFFIXES))
 
 
 class ServeConfig(Section):

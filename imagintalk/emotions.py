@@ -1,11 +1,10 @@
-"""The one emotion vocabulary shared by every corpus, the shards and the model (DESIGN.md §2)."""
+"""Corpus emotion labels onto the one vocabulary (defined in imagintalk.conventions, DESIGN.md §2)."""
 
 from __future__ import annotations
 
-EMOTIONS: tuple[str, ...] = (
-    "neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised", "contempt", "calm",
-)
-EMOTION_INDEX = {name: i for i, name in enumerate(EMOTIONS)}
+from imagintalk.conventions import EMOTION_INDEX, EMOTIONS, UNKNOWN_EMOTION
+
+__all__ = ["EMOTIONS", "EMOTION_INDEX", "UNKNOWN_EMOTION", "normalize_emotion"]
 
 # Corpus codes and synonyms onto the vocabulary. CREMA-D: ANG DIS FEA HAP NEU SAD.
 # RAVDESS third field: 01 neutral 02 calm 03 happy 04 sad 05 angry 06 fearful 07 disgust 08 surprised.

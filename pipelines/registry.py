@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from imagintalk.config import Params, load_params
+from imagintalk.conventions import CODEC_FILE, INDEX_NAME, UNIT_TOKENIZER_FILE
 from imagintalk.corpora.manifest import quarantine_path
 from imagintalk.train.graph import ORDER as MODEL_STAGES
 from imagintalk.train.graph import upstream as model_upstream
@@ -62,7 +63,7 @@ def _train(stage: str) -> Stage:
         call=lambda paths, prm, s=stage: {
             "stage": s, "shards": paths["shards"], "config": prm.pipeline.model_size, "params": prm,
             "out": f"{paths['models']}/{s}.json"},
-        deps=("{shards}/index.json", "{reports}/audit_shards",
+        deps=(f"{{shards}}/{INDEX_NAME}", "{reports}/audit_shards",
               *(f"{{models}}/{u.removeprefix('train_')}.json" for u in upstream)),
         outs=(f"{{models}}/{stage}.json",),
         params=("train", "loader", "pipeline.model_size"),
@@ -90,19 +91,19 @@ STAGES: tuple[Stage, ...] = (
     Stage("fit_unit_tokenizer", "pipelines.tokenizers:fit_unit_tokenizer",
           call=lambda paths, prm: {"manifest": Path(paths["manifest"]), "out": Path(paths["tokenizers"]),
                                    "params": prm},
-          deps=("{manifest}", "{reports}/audit_manifest"), outs=("{tokenizers}/unit_tokenizer.npz",),
+          deps=("{manifest}", "{reports}/audit_manifest"), outs=(f"{{tokenizers}}/{UNIT_TOKENIZER_FILE}",),
           params=("tokenizer", "audio"),
           upstream=("audit_manifest",), code=("pipelines/tokenizers.py", "imagintalk/tokenizers")),
     Stage("fit_codec", "pipelines.tokenizers:fit_codec",
           call=lambda paths, prm: {"manifest": Path(paths["manifest"]), "out": Path(paths["tokenizers"]),
                                    "params": prm},
-          deps=("{manifest}", "{reports}/audit_manifest"), outs=("{tokenizers}/codec.npz",),
+          deps=("{manifest}", "{reports}/audit_manifest"), outs=(f"{{tokenizers}}/{CODEC_FILE}",),
           params=("codec", "audio"),
           upstream=("audit_manifest",), code=("pipelines/tokenizers.py", "imagintalk/tokenizers")),
     Stage("shard", "pipelines.shard:shard_manifest",
           call=lambda paths, prm: {"manifest": Path(paths["manifest"]), "out": paths["shards"], "params": prm,
                                    "tokenizer_dir": paths["tokenizers"]},
-          deps=("{manifest}", "{tokenizers}/unit_tokenizer.npz", "{tokenizers}/codec.npz"),
+          deps=("{manifest}", f"{{tokenizers}}/{UNIT_TOKENIZER_FILE}", f"{{tokenizers}}/{CODEC_FILE}"),
           outs=("{shards}",), params=("shards", "face", "audio", "media"),
           upstream=("fit_unit_tokenizer", "fit_codec"),
           code=("pipelines/shard.py", "imagintalk/shards", "imagintalk/preprocess", "imagintalk/features")),
@@ -123,7 +124,7 @@ STAGES: tuple[Stage, ...] = (
           call=lambda paths, prm: {"model": f"{paths['models']}/imagintalk.json", "shards": paths["shards"],
                                    "params": prm, "report": Path(paths["reports"]) / "evaluation",
                                    "corpus": paths["corpus"]},
-          deps=("{models}/imagintalk.json", "{shards}/index.json"), outs=("{reports}/evaluation",),
+          deps=("{models}/imagintalk.json", f"{{shards}}/{INDEX_NAME}"), outs=("{reports}/evaluation",),
           params=("eval",), upstream=("register",), code=("pipelines/evaluate.py", "imagintalk/eval")),
     Stage("promote", "pipelines.promote:promote_model",
           call=lambda paths, prm: {"name": "imagintalk", "params": prm,

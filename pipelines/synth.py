@@ -22,14 +22,14 @@ import cv2
 from tqdm import tqdm
 
 from imagintalk.config import MediaConfig, Params, SynthConfig, load_params
+from imagintalk.conventions import SPLITS, SYNTHTALK_METADATA
 from imagintalk.errors import ConfigError
 from imagintalk.synth.clip import METADATA_COLUMNS, ClipResult, generate_clip
 from imagintalk.synth.plan import ClipSpec, plan_corpus
 
-METADATA = "metadata.csv"
+METADATA = SYNTHTALK_METADATA
 SPEAKERS = "speakers.json"
 MARKER = ".synthtalk"   # marks a directory as ours, so a re-run may clear what an earlier run left
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)

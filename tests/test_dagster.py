@@ -14,7 +14,8 @@ import yaml
 
 from dagster_project.defs.assets import ASSETS, GX_CHECK
 from dagster_project.defs.resources import MLflowResource, ParamsResource, RayResource, StorageResource
-from dagster_project.defs.sensors import new_raw_clips_sensor
+from dagster_project.defs.sensors import new_raw_clips_sensor, raw_fingerprint
+from imagintalk.conventions import MEDIA_SUFFIXES
 from pipelines.registry import STAGES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -171,3 +172,13 @@ def test_new_raw_clips_trigger_the_sensor_and_change_the_data_version(tmp_path, 
     assert dg.materialize(again, partition_key=fired.run_requests[0].partition_key, resources=res).success
     after = json.loads(index.read_text())
     assert after["content_hash"] != before and after["n_samples"] == 9
+
+
+@pytest.mark.parametrize("suffix", sorted(MEDIA_SUFFIXES))
+def test_sensor_fingerprint_sees_every_media_suffix_a_corpus_reads(tmp_path, suffix):
+    """The sensor and the corpus recipes share one extension list (imagintalk.conventions): a new
+    .mkv or .mpeg clip changes the raw fingerprint just as an .mp4 does."""
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    before = raw_fingerprint(tmp_path)
+    (tmp_path / f"b{suffix.upper()}").write_bytes(b"y")
+    assert raw_fingerprint(tmp_path) != before

@@ -11,9 +11,8 @@ import dagster as dg
 from dagster_project.defs.jobs import retrain_job
 from dagster_project.defs.partitions import corpus_names
 from imagintalk.config import load_params
+from imagintalk.conventions import MEDIA_SUFFIXES
 from pipelines.registry import stage_paths
-
-MEDIA_SUFFIXES = {".mp4", ".mov", ".webm", ".mpg", ".avi", ".flv", ".wav", ".m4a", ".flac"}
 
 
 def raw_fingerprint(root: Path) -> str | None:

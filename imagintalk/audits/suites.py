@@ -31,8 +31,8 @@ from imagintalk.audits.gx_session import ExpectationSpec, GXSession, SuiteSpec, 
 from imagintalk.audits.results import Offender, SuiteResult
 from imagintalk.audits.targets import ManifestTables, ShardTables
 from imagintalk.config import AUDIT_SEVERITY_DEFAULTS, Params
+from imagintalk.conventions import SPLITS
 from imagintalk.corpora.cards import load_card
-from imagintalk.corpora.manifest import SPLITS
 from imagintalk.emotions import EMOTIONS
 
 E = gx.expectations

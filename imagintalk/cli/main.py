@@ -14,15 +14,13 @@ from typing import Any
 
 import typer
 
+from imagintalk.conventions import CORPORA
 from imagintalk.train.graph import ORDER as TRAIN_ORDER
 
 app = typer.Typer(
     help="ImaginTalk: talking-face corpora -> audited shards -> video-to-speech model -> speech.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
-
-CORPORA = ["synthtalk", "grid", "lrs2", "lrs3", "voxceleb2", "cremad", "mead", "ravdess"]
-
 
 def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     from imagintalk.errors import ImaginTalkError

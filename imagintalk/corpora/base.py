@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagintalk.config import IngestConfig
-from imagintalk.corpora.cards import CorpusCard
-from imagintalk.corpora.manifest import (  # noqa: F401 - suffixes re-exported for the recipes
+from imagintalk.conventions import (  # noqa: F401 - suffixes re-exported for the recipes
     AUDIO_SUFFIXES,
     MEDIA_SUFFIXES,
     SPLITS,
     VIDEO_SUFFIXES,
-    QuarantineRow,
 )
+from imagintalk.corpora.cards import CorpusCard
+from imagintalk.corpora.manifest import QuarantineRow
 from imagintalk.errors import CorpusLayoutError
 
 UNKNOWN_LAYOUT = "unknown layout"

@@ -18,10 +18,11 @@ import av
 from tqdm.auto import tqdm
 
 from imagintalk.config import IngestConfig
+from imagintalk.conventions import SPLITS
 from imagintalk.corpora.base import OUTSIDE_ROOT, ClipSource, ScanResult, is_inside, resolve_split
 from imagintalk.corpora.cards import CorpusCard
 from imagintalk.corpora.checks import inspect_media, sha256_files
-from imagintalk.corpora.manifest import SPLITS, ManifestRow, QuarantineRow, id_problem
+from imagintalk.corpora.manifest import ManifestRow, QuarantineRow, id_problem
 from imagintalk.errors import AudioQualityError, CorpusLayoutError, ImaginTalkError, MediaError
 
 

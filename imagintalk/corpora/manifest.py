@@ -17,12 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from imagintalk.conventions import MEDIA_SUFFIXES, SPLITS, VIDEO_SUFFIXES
 from imagintalk.errors import ConfigError
 
-SPLITS = ("train", "val", "test")
-VIDEO_SUFFIXES = frozenset({".mp4", ".mpg", ".mpeg", ".flv", ".avi", ".mov", ".mkv", ".webm"})
-AUDIO_SUFFIXES = frozenset({".wav", ".m4a", ".flac", ".mp3", ".aac"})
-MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES
 # A corpus name becomes a directory of the shard root: letters, digits, '_', '-', '.' (not first).
 # Speaker and clip names become parts of clip ids and WebDataset keys: any single path segment
 # (no '/', '\\', control character, no leading '.', so never '.' or '..'), 128 characters at most.

@@ -1,28 +1,20 @@
-"""Corpus name -> recipe. One entry per module; the names match the corpus cards in datasets/."""
+"""Corpus name -> recipe: ``scan_<name>`` in ``imagintalk/corpora/<name>.py`` for every name in
+``imagintalk.conventions.CORPORA`` (the names of the corpus cards in datasets/)."""
 
 from __future__ import annotations
 
+import importlib
+
+from imagintalk.conventions import CORPORA
 from imagintalk.corpora.base import Scanner
-from imagintalk.corpora.cremad import scan_cremad
-from imagintalk.corpora.grid import scan_grid
-from imagintalk.corpora.lrs2 import scan_lrs2
-from imagintalk.corpora.lrs3 import scan_lrs3
-from imagintalk.corpora.mead import scan_mead
-from imagintalk.corpora.ravdess import scan_ravdess
-from imagintalk.corpora.synthtalk import scan_synthtalk
-from imagintalk.corpora.voxceleb2 import scan_voxceleb2
 from imagintalk.errors import ConfigError
 
-SCANNERS: dict[str, Scanner] = {
-    "synthtalk": scan_synthtalk,
-    "grid": scan_grid,
-    "lrs2": scan_lrs2,
-    "lrs3": scan_lrs3,
-    "voxceleb2": scan_voxceleb2,
-    "cremad": scan_cremad,
-    "mead": scan_mead,
-    "ravdess": scan_ravdess,
-}
+
+def _scanner(corpus: str) -> Scanner:
+    return getattr(importlib.import_module(f"imagintalk.corpora.{corpus}"), f"scan_{corpus}")
+
+
+SCANNERS: dict[str, Scanner] = {name: _scanner(name) for name in CORPORA}
 
 
 def get_scanner(corpus: str) -> Scanner:

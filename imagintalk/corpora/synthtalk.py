@@ -9,6 +9,7 @@ import logging
 import re
 from pathlib import Path
 
+from imagintalk.conventions import SYNTHTALK_METADATA, SYNTHTALK_METADATA_COLUMNS
 from imagintalk.corpora.base import (
     UNKNOWN_LAYOUT,
     ClipSource,
@@ -21,9 +22,8 @@ from imagintalk.emotions import normalize_emotion
 from imagintalk.errors import CorpusLayoutError
 
 CORPUS = "synthtalk"
-METADATA = "metadata.csv"
-METADATA_COLUMNS = ("split", "speaker", "clip", "transcript", "emotion", "intensity",
-                    "seed", "voice", "identity", "pitch", "rate")
+METADATA = SYNTHTALK_METADATA
+METADATA_COLUMNS = SYNTHTALK_METADATA_COLUMNS
 _CLIP = re.compile(r"^(train|val|test)/([^/]+)/([^/]+)\.mp4$")
 _EXPECTED = "expected {split}/{speaker}/{clip}.mp4"
 log = logging.getLogger(__name__)

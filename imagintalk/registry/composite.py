@@ -25,14 +25,13 @@ import pandas as pd
 import torch
 
 from imagintalk.config import Params
-from imagintalk.emotions import EMOTION_INDEX
+from imagintalk.conventions import EMOTION_INDEX, UNKNOWN_EMOTION
 
 VIDEO_COLUMN = "video"
 EMOTION_COLUMN = "emotion"
 MODEL_ARTIFACT = "imagintalk"
 CODEC_ARTIFACT = "codec"
 PARAMS_ARTIFACT = "params"
-UNKNOWN_EMOTION = -1
 
 
 @dataclass(frozen=True)

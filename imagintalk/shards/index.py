@@ -16,11 +16,10 @@ from typing import Any
 
 from imagintalk import storage
 from imagintalk.config import StorageConfig
+from imagintalk.conventions import INDEX_NAME, QUARANTINE_NAME
 from imagintalk.errors import ConfigError
 from imagintalk.shards.record import dump_json
 
-INDEX_NAME = "index.json"
-QUARANTINE_NAME = "quarantine.json"
 VERSION_KEYS = ("pipeline_version", "tokenizer_version", "codec_version")
 
 

@@ -25,15 +25,13 @@ import numpy as np
 
 from imagintalk import PIPELINE_VERSION
 from imagintalk.config import Params, StorageConfig
+from imagintalk.conventions import CODEC_FILE, TOKENIZER_FILES, UNIT_TOKENIZER_FILE
 from imagintalk.corpora.manifest import ManifestRow
 from imagintalk.errors import ImaginTalkError
 from imagintalk.shards.record import ShardRecord, clip_id_to_key, encode_record, to_jsonable
 
 log = logging.getLogger(__name__)
 
-UNIT_TOKENIZER_FILE = "unit_tokenizer.npz"
-CODEC_FILE = "codec.npz"
-TOKENIZER_FILES = (UNIT_TOKENIZER_FILE, CODEC_FILE)
 INTERNAL_KIND = "internal"   # an unexpected exception: quarantined, logged with its traceback
 
 

@@ -25,7 +25,8 @@ import webdataset as wds
 
 from imagintalk import storage
 from imagintalk.config import ShardConfig, StorageConfig
-from imagintalk.corpora.manifest import SPLITS, ManifestRow, name_problem
+from imagintalk.conventions import INDEX_NAME, QUARANTINE_NAME, SPLITS
+from imagintalk.corpora.manifest import ManifestRow, name_problem
 from imagintalk.errors import ConfigError
 from imagintalk.shards.record import clip_id_to_key, dump_json
 
@@ -171,7 +172,7 @@ def remove_leftover_temps(root: str, specs: Sequence[ShardSpec]) -> list[str]:
     local root (only names this writer stages, only in the planned folders)."""
     found = [p for corpus, split in sorted({(s.corpus, s.split) for s in specs})
              for p in storage.staged_leftovers(storage.contained(root, f"{corpus}/{split}"), f"{split}-*")]
-    found += [p for name in ("index.json", "quarantine.json") for p in storage.staged_leftovers(root, name)]
+    found += [p for name in (INDEX_NAME, QUARANTINE_NAME) for p in storage.staged_leftovers(root, name)]
     for p in found:
         p.unlink(missing_ok=True)
     return [str(p) for p in found]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from imagintalk.config import MediaConfig, SynthConfig
+from imagintalk.conventions import SYNTHTALK_METADATA_COLUMNS
 from imagintalk.media import write_mp4
 from imagintalk.synth.animate import render_clip
 from imagintalk.synth.grammar import Sentence, sample_sentence
@@ -17,8 +18,7 @@ from imagintalk.synth.plan import ClipSpec
 from imagintalk.synth.visemes import MouthTrack, mouth_track
 from imagintalk.synth.voice import Segment, speak
 
-METADATA_COLUMNS = ("split", "speaker", "clip", "transcript", "emotion", "intensity", "seed", "voice",
-                    "identity", "pitch", "rate")
+METADATA_COLUMNS = SYNTHTALK_METADATA_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imagintalk.config import SynthConfig
+from imagintalk.conventions import SPLITS
 from imagintalk.emotions import normalize_emotion
 from imagintalk.errors import ConfigError
 from imagintalk.synth.espeak import EspeakVoice
@@ -63,7 +64,7 @@ def plan_corpus(speakers: int, clips_per_speaker: int, seed: int, cfg: SynthConf
     recipes = [identity_recipe(k) for k in range(speakers)]
     roster = [SpeakerSpec(k, f"spk{k:02d}", splits[k], r, voice_of_face(r)) for k, r in enumerate(recipes)]
     clips: list[ClipSpec] = []
-    position = dict.fromkeys(("train", "val", "test"), 0)
+    position = dict.fromkeys(SPLITS, 0)
     for spk in roster:
         for j in range(clips_per_speaker):
             # Emotions cycle within the split, so any split with ≥ len(emotions) clips has them all;
