@@ -136,6 +136,9 @@ class TokenizerConfig(Section):
     features: str = Field("mfcc", pattern="^(mfcc|logmel|hubert)$")
     checkpoint: str | None = None   # local path for hubert/wavlm features
     layer: int | None = None        # transformer layer of the checkpoint (None: last)
+    # "utterance": each clip's features mean/variance-normalised over the clip before k-means, which
+    # removes much of the voice (channel, vocal tract) from the units; see tokenizers/units.py
+    normalize: Literal["none", "utterance"] = "utterance"
     max_frames: int = 200_000
     batch_size: int = 4096          # MiniBatchKMeans
     max_iter: int = 100

@@ -151,3 +151,16 @@ def test_bare_hubert_base_state_dict_is_recognised(tmp_path):
     torch.save(torchaudio.models.hubert_base().state_dict(), path)
     model = load_ssl_checkpoint(str(path))
     assert len(model.encoder.transformer.layers) == 12
+
+
+def test_utterance_normalised_units_ignore_the_channel(audios):
+    """CMVN over the utterance removes what is constant over a clip (channel, much of the vocal
+    tract): the same speech through a tilting filter keeps far more of its units than without it."""
+    a = audios[1]
+    tilted = np.append(a[:1], a[1:] - 0.9 * a[:-1]).astype(np.float32)  # a constant spectral tilt
+    agree = {}
+    for mode in ("utterance", "none"):
+        tok = UnitTokenizer.fit(audios, TokenizerConfig(k=16, normalize=mode))
+        agree[mode] = float(np.mean(tok.encode(a) == tok.encode(tilted)))
+        assert tok.meta["normalize"] == mode
+    assert agree["utterance"] >= 0.99 and agree["utterance"] > agree["none"], agree
