@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml | .uv-ready
 setup: /usr/bin/espeak-ng $(VENV)/.installed
 
 demo: setup
-	$(PY) -m pipelines.demo
+	$(PY) -m dagster_project.demo
 
 test: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)

@@ -21,9 +21,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # test fixtures: sample_media
 
 import cv2  # noqa: E402
 import torch  # noqa: E402
+from sample_media import PHOTOS, write_talking_clip  # noqa: E402
 
 from imagintalk.config import Params, load_params  # noqa: E402
 from imagintalk.corpora.manifest import ManifestRow, read_manifest  # noqa: E402
@@ -33,7 +35,6 @@ from imagintalk.preprocess import preprocess_clip  # noqa: E402
 from imagintalk.preprocess.face_track import to_gray, track_faces  # noqa: E402
 from imagintalk.preprocess.identity import identity_embedding  # noqa: E402
 from imagintalk.preprocess.roi import make_mouth_rois  # noqa: E402
-from imagintalk.preprocess.sample_media import PHOTOS, write_talking_clip  # noqa: E402
 
 TEXTS = ("set blue at a one now", "place green by d two soon", "lay red with f three again",
          "bin white in g four please", "set red at b five now", "place blue with h six again")

@@ -14,16 +14,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TQDM_DISABLE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # test fixtures: sample_media
+
+from sample_media import PHOTOS, write_talking_clip  # noqa: E402
 
 from imagintalk.config import Params, load_params  # noqa: E402
 from imagintalk.corpora.manifest import ManifestRow, write_manifest  # noqa: E402
-from imagintalk.preprocess.sample_media import PHOTOS, write_talking_clip  # noqa: E402
 from pipelines.shard import shard_manifest  # noqa: E402
 from pipelines.tokenizers import fit_codec, fit_unit_tokenizer  # noqa: E402
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # test fixtures: sample_media
 
 
 def _speak_once(args: tuple[str, str, str]) -> tuple[float, float, float]:
@@ -55,7 +56,7 @@ def main() -> int:
     ap.add_argument("--tracking", default=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'mlflow.db'}"))
     ap.add_argument("--requests", type=int, default=8, help="requests per client level")
     args = ap.parse_args()
-    from imagintalk.preprocess.sample_media import write_talking_clip
+    from sample_media import write_talking_clip
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-speak-"))
     clips = {"3 s": write_talking_clip(tmp / "c3.mp4", n_frames=75).path,

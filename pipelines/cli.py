@@ -2,7 +2,8 @@
 stage functions in ``pipelines/`` — the same functions DVC and Dagster call.
 
 Every command ends with one summary line on success, and on bad input prints one line
-``error: <input>: <reason>`` to stderr and exits 1.
+``error: <input>: <reason>`` to stderr and exits 1; a failed blocking audit or a refused promotion
+also exits 1 (the one exit policy of pipelines/outcome.py, shared with DVC and Dagster).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import typer
 
 from imagintalk.conventions import CORPORA
 from imagintalk.train.graph import ORDER as TRAIN_ORDER
+from pipelines.outcome import EXIT_OK, run_and_report
 
 app = typer.Typer(
     help="ImaginTalk: talking-face corpora -> audited shards -> video-to-speech model -> speech.",
@@ -23,16 +25,9 @@ app = typer.Typer(
 )
 
 def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    from imagintalk.errors import ImaginTalkError
-
-    try:
-        result = fn(*args, **kwargs)
-    except ImaginTalkError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    line = getattr(result, "summary_line", None)
-    if callable(line):
-        typer.echo(line())
+    result, code = run_and_report(fn, *args, echo=lambda text, err: typer.echo(text, err=err), **kwargs)
+    if code != EXIT_OK:
+        raise typer.Exit(code)
     return result
 
 
@@ -95,9 +90,7 @@ def audit(
     """Run the Great Expectations suites; exit 1 when a blocking expectation fails."""
     from pipelines.audit import audit_target
 
-    result = _run(audit_target, target, report, params=_params(params))
-    if not result.passed:
-        raise typer.Exit(1)
+    _run(audit_target, target, report, params=_params(params))
 
 
 @app.command()
@@ -134,9 +127,7 @@ def promote(
     """Run the promotion gate: the challenger becomes champion only if it beats the champion."""
     from pipelines.promote import promote_model
 
-    result = _run(promote_model, model, version=version, params=_params(params))
-    if result is not None and not getattr(result, "promoted", True):
-        raise typer.Exit(1)
+    _run(promote_model, model, version=version, params=_params(params))
 
 
 @app.command()

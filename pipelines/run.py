@@ -1,11 +1,14 @@
-"""``python -m pipelines.run STAGE [--corpus NAME]``: run one registered stage (DVC's cmd)."""
+"""``python -m pipelines.run STAGE [--corpus NAME]``: run one registered stage (DVC's cmd).
+
+Exits as the CLI does (pipelines/outcome.py): 1 on bad input, a failed blocking audit or a refused
+promotion, so ``dvc repro`` stops there and records nothing for the stage."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from imagintalk.errors import ImaginTalkError
+from pipelines.outcome import run_and_report
 from pipelines.registry import STAGE_BY_NAME, run_stage
 
 
@@ -14,17 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("stage", choices=sorted(STAGE_BY_NAME))
     ap.add_argument("--corpus", default=None, help="corpus partition (default params.yaml pipeline.corpus)")
     args = ap.parse_args(argv)
-    try:
-        result = run_stage(args.stage, args.corpus)
-    except ImaginTalkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    line = getattr(result, "summary_line", None)
-    if callable(line):
-        print(line())
-    if getattr(result, "passed", True) is False:  # a blocking audit stops the pipeline
-        return 1
-    return 0
+    return run_and_report(run_stage, args.stage, args.corpus)[1]
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def make_talking_manifest(root: Path, n_frames: int = 25, spec=TALKING_SPEC) -> 
 
     Bad clips: ``silent`` (zero audio), ``noface`` (flat grey frames), ``mismatch`` (audio 10
     frames longer than the video: a cut file)."""
-    from imagintalk.preprocess.sample_media import envelope_openings, espeak, photo, talking_frames
+    from sample_media import envelope_openings, espeak, photo, talking_frames
 
     rows: list[ManifestRow] = []
     for i, (speaker, clip, split, face, kind) in enumerate(spec):

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from imagintalk.cli.main import app
 from imagintalk.config import AUDIT_SEVERITY_DEFAULTS, AuditConfig, Params, load_params
 from imagintalk.corpora.manifest import ManifestRow, QuarantineRow, write_manifest
 from imagintalk.errors import ConfigError
 from pipelines.audit import audit_target
+from pipelines.cli import app
 
 SPEAKERS = {"s1": "train", "s2": "train", "s3": "train", "s4": "val", "s5": "test"}
 EMOTIONS = ("neutral", "happy")

@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 
 import pytest
+from sample_media import write_talking_clip
 from typer.testing import CliRunner
 
-from imagintalk.cli.main import app
 from imagintalk.config import CodecConfig, Params, TokenizerConfig
 from imagintalk.corpora.manifest import ManifestRow, write_manifest
-from imagintalk.preprocess.sample_media import write_talking_clip
 from pipelines.audit import audit_target
+from pipelines.cli import app
 from pipelines.shard import shard_manifest
 
 # 48 frames = 30720 samples = 30 AAC frames of 1024: no encoder padding, so the clips' audio and

@@ -18,10 +18,10 @@ import fsspec
 import pytest
 from typer.testing import CliRunner
 
-from imagintalk.cli.main import app
 from imagintalk.config import AUDIT_SEVERITY_DEFAULTS, Params
 from imagintalk.errors import CorpusLayoutError
 from pipelines.audit import audit_target
+from pipelines.cli import app
 
 # shard -> speakers; train spans two shards so a duplicate key can sit in the same split
 LAYOUT = {"synthtalk/train/train-000000.tar": ("s1", "s2"), "synthtalk/train/train-000001.tar": ("s3",),

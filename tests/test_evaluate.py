@@ -115,7 +115,7 @@ def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(sha
     ("ablations", ["no_lips"], "eval.ablations: Value error, unknown ablations entry 'no_lips'"),
 ])
 def test_unknown_variant_is_a_one_line_error_naming_the_input(tmp_path, section, value, message):
-    from imagintalk.cli.main import app
+    from pipelines.cli import app
 
     doc = tiny_params().model_dump(mode="json")
     doc["eval"][section] = value

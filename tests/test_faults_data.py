@@ -15,11 +15,11 @@ from test_corpora_media import make_mp4
 from test_corpora_recipes import run_ingest
 from typer.testing import CliRunner
 
-from imagintalk.cli.main import app
 from imagintalk.config import Params
 from imagintalk.corpora.manifest import read_manifest
 from imagintalk.errors import ConfigError
 from pipelines.audit import audit_target
+from pipelines.cli import app
 from pipelines.ingest import ingest_corpus
 
 HOSTILE = [

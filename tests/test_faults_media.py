@@ -12,12 +12,12 @@ import pytest
 from test_corpora_media import make_mp4
 from typer.testing import CliRunner
 
-from imagintalk.cli.main import app
 from imagintalk.config import Params
 from imagintalk.errors import ImaginTalkError, MediaError
 from imagintalk.media import read_video, write_mp4
 from imagintalk.media.video import decode_size
 from imagintalk.serve.inference import Speaker, check_video
+from pipelines.cli import app
 
 
 def resolution_change(path: Path) -> Path:

@@ -16,9 +16,9 @@ from shards_support import make_clip_manifest, moto_s3
 from typer.testing import CliRunner
 
 from imagintalk import storage
-from imagintalk.cli.main import app
 from imagintalk.config import Params, load_params
 from imagintalk.errors import StorageError
+from pipelines.cli import app
 from pipelines.shard import shard_manifest
 
 BOUNDS = {"connect_timeout_s": 1.0, "read_timeout_s": 1.0, "max_attempts": 2}

@@ -16,12 +16,12 @@ from shards_support import make_clip_manifest, make_record, record_stats
 from test_audit_manifest import clean_rows
 from typer.testing import CliRunner
 
-from imagintalk.cli.main import app
 from imagintalk.config import Params, ShardConfig, load_params
 from imagintalk.corpora.manifest import write_manifest
 from imagintalk.errors import ConfigError
 from imagintalk.shards import encode_record, plan_shards, read_index, write_shard
 from imagintalk.shards.writer import ShardSpec, remove_stale_shards
+from pipelines.cli import app
 from pipelines.shard import shard_manifest
 
 REPO = Path(__file__).resolve().parents[1]

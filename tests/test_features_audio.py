@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sample_media import espeak
 
 from imagintalk.config import AudioFeatureConfig
 from imagintalk.features.audio import frames_50hz, griffin_lim, log_mel, mfcc, upsample_100hz
 from imagintalk.media import write_audio
-from imagintalk.preprocess.sample_media import espeak
 
 CFG = AudioFeatureConfig()
 

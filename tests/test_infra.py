@@ -23,7 +23,6 @@ import typer.main
 import yaml
 from botocore.credentials import EnvProvider
 
-from imagintalk.cli.main import app
 from imagintalk.config import PARAMS_ENV
 from imagintalk.settings import (
     DAGSTER_PORT,
@@ -36,6 +35,7 @@ from imagintalk.settings import (
     SERVE_PORT,
     Settings,
 )
+from pipelines.cli import app
 
 INFRA = Path(__file__).resolve().parents[1] / "infra"
 # Plain Kubernetes objects live here; infra/dagster holds Helm values and Dagster's own configs.

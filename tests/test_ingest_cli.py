@@ -10,9 +10,9 @@ import yaml
 from test_corpora_recipes import build_synthtalk
 from typer.testing import CliRunner
 
-from imagintalk.cli.main import app
 from imagintalk.config import Params
 from imagintalk.corpora.manifest import read_manifest, read_quarantine
+from pipelines.cli import app
 
 
 @pytest.fixture

@@ -88,8 +88,8 @@ def test_every_derived_artefact_carries_each_dependency(stage, need):
 
 
 def test_cli_help_lists_the_training_order():
-    from imagintalk.cli.main import train
     from imagintalk.train.graph import ORDER
+    from pipelines.cli import train
 
     help_text = inspect.signature(train).parameters["stage"].default.help
     assert help_text.split(" | ") == list(ORDER)

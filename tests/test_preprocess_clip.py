@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sample_media import write_talking_clip
 
 from imagintalk.config import Params
 from imagintalk.corpora.manifest import ManifestRow
 from imagintalk.errors import AudioQualityError, FaceError, MediaError
 from imagintalk.media import write_audio, write_mp4
 from imagintalk.preprocess import preprocess_clip
-from imagintalk.preprocess.sample_media import write_talking_clip
 
 PARAMS = Params()
 N = 40  # frames: 1.6 s

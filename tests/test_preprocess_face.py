@@ -7,6 +7,7 @@ import cv2
 import dlib
 import numpy as np
 import pytest
+from sample_media import photo, still_landmarks, talking_frames, write_talking_clip
 
 from imagintalk.config import FaceConfig
 from imagintalk.media import read_video
@@ -22,7 +23,6 @@ from imagintalk.preprocess.roi import (
     similarity_transform,
     smooth_landmarks,
 )
-from imagintalk.preprocess.sample_media import photo, still_landmarks, talking_frames, write_talking_clip
 
 CFG = FaceConfig()
 

@@ -72,7 +72,7 @@ def test_better_challenger_replaces_champion_and_keeps_previous_alias(registry, 
 
 
 def test_worse_challenger_is_refused_visibly_and_cli_exits_1(registry, tmp_path):
-    from imagintalk.cli.main import app
+    from pipelines.cli import app
 
     v1 = add_version("m-worse", tmp_path, **good(0.3, 0.7))
     assert promote_model("m-worse", params=Params()).promoted
@@ -199,7 +199,7 @@ def test_first_challenger_below_its_floors_is_refused_with_the_reason_in_promoti
      "promote.floors.synthtalk.0.relative_to: Value error, unknown variant 'no_refine'"),
 ])
 def test_bad_floors_are_a_one_line_error_naming_the_input(tmp_path, floors, message):
-    from imagintalk.cli.main import app
+    from pipelines.cli import app
 
     params_file = tmp_path / "params.yaml"
     doc = Params().model_dump(mode="json")

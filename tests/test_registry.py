@@ -48,7 +48,7 @@ def stages(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def talking_clip(tmp_path_factory) -> Path:
-    from imagintalk.preprocess.sample_media import write_talking_clip
+    from sample_media import write_talking_clip
 
     return write_talking_clip(tmp_path_factory.mktemp("clip") / "astronaut.mp4", n_frames=N_FRAMES).path
 
@@ -146,7 +146,7 @@ def test_provenance_helpers_tolerate_missing_git_and_name_a_missing_index(tmp_pa
 def test_unknown_stage_is_a_one_line_error_and_cli_exits_1(tmp_path):
     import yaml
 
-    from imagintalk.cli.main import app
+    from pipelines.cli import app
 
     with pytest.raises(ConfigError, match="unknown training stage"):
         train_stage("decoder", str(tmp_path), params=tiny_params())

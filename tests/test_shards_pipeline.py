@@ -146,7 +146,7 @@ def test_ray_workers_write_the_same_shards_to_s3_and_the_loader_reads_them(first
 
 def test_cli_shard_prints_one_summary_line_and_refuses_a_missing_manifest(first_run, manifest, params_file,
                                                                           tmp_path):
-    from imagintalk.cli.main import app
+    from pipelines.cli import app
 
     out, summary = first_run
     bad = CliRunner().invoke(app, ["shard", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "x")])

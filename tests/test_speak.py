@@ -24,10 +24,10 @@ import yaml
 from train_support import register_untrained_stages, tiny_params, tracking_store, write_tiny_shards
 from typer.testing import CliRunner
 
-from imagintalk.cli.main import app
 from imagintalk.media import probe, read_video, write_mp4
 from imagintalk.models.config import model_config
 from imagintalk.registry import tracking
+from pipelines.cli import app
 from pipelines.promote import promote_model
 from pipelines.register import register_composite
 
@@ -53,7 +53,7 @@ def champion(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    from imagintalk.preprocess.sample_media import write_talking_clip
+    from sample_media import write_talking_clip
 
     return write_talking_clip(tmp_path_factory.mktemp("clip") / "talk.mp4", n_frames=N_FRAMES).path
 

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from imagintalk.cli.main import app
 from imagintalk.config import Params, SynthConfig
 from imagintalk.errors import ConfigError
 from imagintalk.media import probe, read_clip
 from imagintalk.synth.clip import METADATA_COLUMNS
 from imagintalk.synth.grammar import SLOTS
 from imagintalk.synth.plan import plan_corpus, split_of_speakers
+from pipelines.cli import app
 from pipelines.synth import synth_corpus
 
 SPEAKERS, CLIPS = 3, 2

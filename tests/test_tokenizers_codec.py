@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from sample_media import espeak
 
 from imagintalk.config import AudioFeatureConfig, CodecConfig
 from imagintalk.errors import ConfigError
 from imagintalk.features.audio import griffin_lim, log_mel
 from imagintalk.media import write_audio
-from imagintalk.preprocess.sample_media import espeak
 from imagintalk.tokenizers import ResidualCodec
 
 ACFG = AudioFeatureConfig()

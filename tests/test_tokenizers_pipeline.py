@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sample_media import espeak
 
 from imagintalk.config import CodecConfig, Params, TokenizerConfig
 from imagintalk.corpora.manifest import ManifestRow, write_manifest
 from imagintalk.errors import ConfigError
 from imagintalk.media import write_mp4
-from imagintalk.preprocess.sample_media import espeak
 from imagintalk.tokenizers import ResidualCodec, UnitTokenizer
 from pipelines.tokenizers import fit_codec, fit_unit_tokenizer
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 import torchaudio
+from sample_media import espeak
 
 from imagintalk.config import TokenizerConfig
 from imagintalk.errors import ConfigError
-from imagintalk.preprocess.sample_media import espeak
 from imagintalk.tokenizers import UnitTokenizer
 from imagintalk.tokenizers.extractors import load_ssl_checkpoint
 

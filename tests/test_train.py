@@ -125,8 +125,8 @@ def test_rerun_of_a_finished_job_returns_its_version_without_training(jobs):
 def test_every_stage_trains_registers_and_composes_into_a_speaking_model(tmp_path, ray_session):
     """vocoder, unit_bert, lip_aligner → error_detector → style_dit on Ray, then the composite."""
     import mlflow.pyfunc
+    from sample_media import write_talking_clip
 
-    from imagintalk.preprocess.sample_media import write_talking_clip
     from pipelines.promote import promote_model
     from pipelines.register import register_from_stage_files
     from pipelines.train import train_stage

@@ -2,7 +2,8 @@
 
 Asset bodies are a few lines: apply the resources, call ``run_stage`` (the function DVC and the
 CLI call), attach metadata. Audit stages carry a blocking asset check whose result is the GX
-suite's verdict, so a failed audit stops everything downstream with a report a person can read.
+suite's verdict, so a failed audit stops everything downstream with a report a person can read;
+any other result that stops a pipeline (a refused promotion, pipelines/outcome.py) fails the step.
 """
 
 
@@ -13,6 +14,7 @@ import dagster as dg
 
 from dagster_project.defs.partitions import corpus_partitions
 from dagster_project.defs.resources import MLflowResource, ParamsResource, RayResource, StorageResource
+from pipelines.outcome import stop_reason
 from pipelines.registry import STAGES, Stage, run_stage
 
 AUDIT_STAGES = {"audit_manifest", "audit_shards"}
@@ -55,6 +57,9 @@ def _make_asset(stage: Stage) -> dg.AssetsDefinition:
                 check_name=GX_CHECK, passed=bool(result.passed),
                 severity=dg.AssetCheckSeverity.ERROR, metadata=meta)
             return dg.MaterializeResult(metadata=meta, check_results=[check])
+        reason = stop_reason(result)
+        if reason is not None:  # a refused promotion fails the run, as it exits 1 from the CLI and DVC
+            raise dg.Failure(description=reason, metadata=meta)
         return dg.MaterializeResult(metadata=meta)
 
     return _asset

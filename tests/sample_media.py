@@ -1,4 +1,4 @@
-"""Small real talking-face clips for tests and benchmarks, made offline from photos that ship in
+"""Test fixtures: small real talking-face clips for tests and benchmarks, made offline from photos that ship in
 installed packages (scikit-image's astronaut, matplotlib's Grace Hopper) and espeak-ng speech.
 
 The mouth is opened by pushing the pixels below the lip line down (falling off towards the chin)
