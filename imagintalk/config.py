@@ -67,6 +67,13 @@ class SynthConfig(Section):
     light_gradient: float = 0.12          # side-light gradient amplitude across the frame
     crf: int = Field(20, ge=0, le=51)     # H.264 quality of the written clips
 
+    @model_validator(mode="after")
+    def _enough_speakers(self) -> SynthConfig:
+        if self.speakers <= self.val_speakers + self.test_speakers:
+            raise ValueError(f"too few speakers for the splits: {self.speakers} speakers leave none for train "
+                             f"after {self.val_speakers} val + {self.test_speakers} test")
+        return self
+
 
 class IngestConfig(Section):
     # Clips longer/shorter than this are still ingested; audits flag them.
@@ -445,7 +452,22 @@ class Params(Section):
     serve: ServeConfig = ServeConfig()
     train: TrainConfig = TrainConfig()
     promote: PromoteConfig = PromoteConfig()
+    # corpus profiles: partitions that are a recipe with other settings (imagintalk/profiles.py)
+    corpora: dict[str, dict[str, Any]] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_profiles(self) -> Params:
+        from imagintalk.profiles import check_profiles
+
+        check_profiles(self.corpora, set(type(self).model_fields))
+        return self
+
+    def for_corpus(self, corpus: str | None) -> Params:
+        """These params with the profile of ``corpus`` applied (imagintalk/profiles.py)."""
+        from imagintalk.profiles import for_corpus
+
+        return for_corpus(self, corpus)
 
 
 def load_params(path: str | Path | None = None) -> Params:

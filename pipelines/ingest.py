@@ -17,6 +17,7 @@ from imagintalk.corpora.ingest import build_manifest
 from imagintalk.corpora.manifest import SPLITS, quarantine_path, write_manifest
 from imagintalk.corpora.registry import get_scanner
 from imagintalk.errors import ConfigError, CorpusLayoutError
+from imagintalk.profiles import recipe_of
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,9 @@ def ingest_corpus(corpus: str, raw_dir: Path, out: Path, params: Params | None =
     (a wrong path or corpus name, not a few bad files); bad files are quarantined instead.
     """
     params = params or load_params()
-    card = load_card(corpus)
-    scan = get_scanner(corpus)(Path(raw_dir))
+    recipe = recipe_of(params, corpus)  # a corpus profile (synthtalk_large) reads as its recipe
+    card = load_card(recipe)
+    scan = get_scanner(recipe)(Path(raw_dir))
     if not scan.sources:
         raise CorpusLayoutError(raw_dir, f"no {corpus} clips found ({len(scan.rejects)} files refused); "
                                          f"expected layout: {' '.join(card.layout.split())}")

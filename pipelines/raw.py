@@ -9,6 +9,7 @@ from pathlib import Path
 
 from imagintalk.config import Params, load_params
 from imagintalk.errors import CorpusLayoutError
+from imagintalk.profiles import recipe_of
 
 
 @dataclass
@@ -26,7 +27,7 @@ class RawCorpusSummary:
 def prepare_raw_corpus(corpus: str, raw_dir: Path, params: Params | None = None) -> RawCorpusSummary:
     params = params or load_params()
     raw_dir = Path(raw_dir)
-    if corpus == "synthtalk":
+    if recipe_of(params, corpus) == "synthtalk":
         from pipelines.synth import synth_corpus
 
         synth_corpus(raw_dir, params=params)

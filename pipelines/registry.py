@@ -138,6 +138,8 @@ STAGE_BY_NAME = {s.name: s for s in STAGES}
 def run_stage(name: str, corpus: str | None = None, params: Params | None = None) -> Any:
     """Run one stage for one corpus partition: what DVC's cmd and Dagster's asset both call."""
     params = params or load_params()
+    corpus = corpus or params.pipeline.corpus
+    params = params.for_corpus(corpus)  # a corpus profile's own settings (imagintalk/profiles.py)
     stage = STAGE_BY_NAME[name]
     return stage.function()(**stage.call(stage_paths(params, corpus), params))
 

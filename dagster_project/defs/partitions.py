@@ -10,8 +10,11 @@ DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 
 
 def corpus_names() -> list[str]:
-    names = sorted(p.stem for p in DATASETS.glob("*.yaml"))
-    return names or ["synthtalk"]
+    """Every corpus card, plus the corpus profiles of params.yaml (imagintalk/profiles.py)."""
+    from imagintalk.config import load_params
+
+    names = {p.stem for p in DATASETS.glob("*.yaml")} | set(load_params().corpora)
+    return sorted(names) or ["synthtalk"]
 
 
 corpus_partitions = dg.StaticPartitionsDefinition(corpus_names())
