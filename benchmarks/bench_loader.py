@@ -44,6 +44,7 @@ def random_record(clip_id: str, t: int, levels: int, rng: np.random.Generator) -
         codes=rng.integers(0, 256, (levels, 2 * t)).astype(np.int16),
         audio=(0.1 * rng.standard_normal(640 * t)).astype(np.float32),
         mouth=rng.random(t).astype(np.float32), speaker=rng.standard_normal(256).astype(np.float32),
+        landmarks=rng.random((t, 136)).astype(np.float16),
         meta={"split": "train"},
     )
 

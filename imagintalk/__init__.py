@@ -7,4 +7,4 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
-PIPELINE_VERSION = "2"  # 2: speaker.npy in every record
+PIPELINE_VERSION = "3"  # 2: speaker.npy in every record; 3: landmarks.npy (expression features)

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from imagintalk.conventions import CORPORA
+from imagintalk.conventions import CORPORA, EMOTIONS
 from imagintalk.train.graph import ORDER as TRAIN_ORDER
 from pipelines.outcome import EXIT_OK, run_and_report
 
@@ -136,12 +136,14 @@ def speak(
     out: Path = typer.Option(None, "-o", "--out", help="Output wav (or directory for batch input)."),
     dub: Path = typer.Option(None, "--dub", help="Also write the input video with the speech muxed in."),
     model: str = typer.Option("models:/imagintalk@champion", "--model", help="Model URI."),
+    emotion: str = typer.Option(None, "--emotion", help="Speak with this emotion instead of the one the face "
+                                f"shows: {' | '.join(EMOTIONS)}."),
     params: Path = ParamsOpt,
 ) -> None:
     """Generate speech from silent video."""
     from pipelines.speak import speak_video
 
-    _run(speak_video, video, out=out, dub=dub, model=model, params=_params(params))
+    _run(speak_video, video, out=out, dub=dub, model=model, params=_params(params), emotion=emotion)
 
 
 @app.command()

@@ -112,6 +112,7 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     from imagintalk.eval.ladder import clips_from_batch, render_batch, variants_for
     from imagintalk.eval.report import write_report
     from imagintalk.eval.scoring import References, score_variant, speaker_sim_range
+    from imagintalk.models.expression import ExpressionScore
     from imagintalk.registry import tracking
     from imagintalk.registry.gate import EVAL_DATA_TAG, EVAL_PREFIX
     from imagintalk.serve.inference import Speaker
@@ -128,8 +129,10 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
 
     variants = variants_for(ecfg)
     clips, rendered = [], {v: [] for v in variants}
+    expression = ExpressionScore(net.expression)  # the face's emotion against the labels (judged, never fed)
     for batch in tqdm(list(_clips(shards, "test", params, ecfg.max_clips)), desc="evaluate: generate", unit="batch"):
         clips += clips_from_batch(batch, metas)
+        expression.add(batch)
         for v, outs in render_batch(net, batch, variants, ecfg).items():
             rendered[v] += outs
     if not clips:
@@ -144,7 +147,8 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     samples = [(clip, {v: rendered[v][i] for v in variants}) for i, clip in enumerate(clips[: ecfg.report_clips])]
     version_tags = dict(c.get_model_version(name, version).tags or {}) if version is not None else {}
 
-    metrics = {tag_key(v, m): x for v, row in rows.items() for m, x in row.items()} | judge
+    face = expression.result()
+    metrics = {tag_key(v, m): x for v, row in rows.items() for m, x in row.items()} | judge | face
     metrics = {k: x for k, x in metrics.items() if math.isfinite(x)}
     out_dir = Path(report) if report else Path(tempfile.mkdtemp(prefix="imagintalk-eval-"))
     # experiment by id, not set_experiment: that is process-global and would make a later
@@ -157,7 +161,7 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
                 **tracking.git_info(), "mlflow.run_id": run.info.run_id,
                 "mlflow.run_url": _run_url(tracking.tracking_uri(), exp_id, run.info.run_id),
                 **{f"alias.{a}": v for a, v in aliases.items()}}
-        html = write_report(out_dir, rows, meta, samples, judge, aliases)
+        html = write_report(out_dir, rows, meta, samples, judge, aliases, face=face)
         mlflow.log_params({f"eval.{k}": v for k, v in ecfg.model_dump().items()})
         mlflow.set_tags({"model_uri": uri, **meta})
         mlflow.log_metrics(metrics)

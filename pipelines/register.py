@@ -8,7 +8,10 @@ version, the data audit's verdict (``audit.passed``) and a model card. The new v
 ``challenger`` alias: ``imagintalk evaluate`` scores it, ``imagintalk promote`` gates it.
 
 Consistency is checked, not assumed: the style-DiT must have been trained on the refiner that is
-pinned, and the codec's version must be the one in the shard index the stages trained on.
+pinned, and the codec's version must be the one in the shard index the stages trained on. The
+expression model is the one the style-DiT was trained with (it travels inside the registered
+style-DiT stage, frozen), pinned as ``stage.expression``; one trained on another emotion
+vocabulary is refused.
 """
 
 from __future__ import annotations
@@ -111,7 +114,8 @@ def register_composite(stage_versions: Mapping[str, str | int | RegisteredVersio
     vocoder = load_stage_model(f"models:/{model_name('vocoder')}/{versions['vocoder'].version}").vocoder
     cfg = _model_config(c, versions["style_dit"].run_id)
     codec = find_codec(shards, dit_tags.get("data.codec_version"), params, codec_path)
-    model = ImaginTalk(cfg, codec, refiner=refiner, face_style=style.face_style, dit=style.dit, vocoder=vocoder)
+    model = ImaginTalk(cfg, codec, refiner=refiner, face_style=style.face_style, dit=style.dit, vocoder=vocoder,
+                       expression=getattr(style, "expression", None))
     if export_dir is not None:
         model.save(export_dir)
 
@@ -121,6 +125,8 @@ def register_composite(stage_versions: Mapping[str, str | int | RegisteredVersio
     for inner in ("lip_aligner", "unit_bert"):
         if ed_tags.get(f"depends.{inner}"):
             stage_tags[f"stage.{inner}"] = ed_tags[f"depends.{inner}"]
+    if dit_tags.get("depends.expression"):
+        stage_tags["stage.expression"] = dit_tags["depends.expression"]
     data_tags = {k: v for k, v in dit_tags.items() if k.startswith("data.")}
     data_tags["data.shards"] = shards
     tags = {**stage_tags, **data_tags, "model.preset": cfg.name, **tracking.git_info()}

@@ -10,6 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from imagintalk.config import Params, load_params
+from imagintalk.emotions import emotion_override
 from imagintalk.errors import ImaginTalkError, MediaError
 from imagintalk.media import write_audio
 from imagintalk.media.mux import dub_video
@@ -33,10 +34,13 @@ class SpeakSummary:
 
 
 def speak_video(video: Path, out: Path | None = None, dub: Path | None = None,
-                model: str = "models:/imagintalk@champion", params: Params | None = None) -> SpeakSummary:
+                model: str = "models:/imagintalk@champion", params: Params | None = None,
+                emotion: str | None = None) -> SpeakSummary:
     """One file: errors raise (the CLI prints them and exits 1). A folder: each refused file is
-    recorded with its reason in ``<out>/failures.json`` and the rest is voiced."""
+    recorded with its reason in ``<out>/failures.json`` and the rest is voiced. ``emotion`` (a
+    vocabulary name) replaces the emotion read from each face; another name is refused at once."""
     params = params or load_params()
+    emotion_override(emotion)  # a name outside the vocabulary: one line listing it, before any work
     video = Path(video)
     if not video.exists():
         raise MediaError(video, "file does not exist")
@@ -61,7 +65,7 @@ def speak_video(video: Path, out: Path | None = None, dub: Path | None = None,
     if video.is_dir():
         for f, wav, dubbed in tqdm(jobs, desc="speak", unit="clip"):
             try:
-                _one(speaker, f, wav, dubbed, summary)
+                _one(speaker, f, wav, dubbed, summary, emotion)
             except ImaginTalkError as exc:
                 summary.failures[str(f)] = exc.reason
         if summary.failures:
@@ -70,7 +74,7 @@ def speak_video(video: Path, out: Path | None = None, dub: Path | None = None,
         if not summary.outputs:
             raise MediaError(video, f"every clip was refused ({len(summary.failures)}); see {out_dir}/failures.json")
         return summary
-    _one(speaker, *jobs[0], summary)
+    _one(speaker, *jobs[0], summary, emotion)
     return summary
 
 
@@ -94,8 +98,9 @@ def _real(p: Path) -> str:
     return os.path.realpath(p)
 
 
-def _one(speaker: Speaker, video: Path, wav: Path, dub: Path | None, summary: SpeakSummary) -> None:
-    speech = speaker.speak(video)
+def _one(speaker: Speaker, video: Path, wav: Path, dub: Path | None, summary: SpeakSummary,
+         emotion: str | None = None) -> None:
+    speech = speaker.speak(video, emotion=emotion)
     write_audio(wav, speech.audio, speech.sample_rate)
     summary.outputs.append(str(wav))
     summary.seconds_of_speech += len(speech.audio) / speech.sample_rate

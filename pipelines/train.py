@@ -10,7 +10,6 @@ in :mod:`imagintalk.train.graph`.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from imagintalk.config import Params, load_params
 from imagintalk.errors import ConfigError
 from imagintalk.models.config import ModelConfig
 from imagintalk.registry.versions import RegisteredVersion
-from imagintalk.settings import ENV_STORAGE_ROOT
+from imagintalk.settings import given_setting
 from imagintalk.train.graph import ORDER
 from imagintalk.train.runner import train_and_register
 
@@ -44,6 +43,12 @@ class TrainSummary:
 def _train(stage: str, shards: str, config: str | ModelConfig, storage: str | None,
            params: Params | None) -> RegisteredVersion:
     return train_and_register(stage, str(shards), config, storage, params or load_params())
+
+
+def train_expression(shards: str, config: str | ModelConfig = "tiny", storage: str | None = None,
+                     params: Params | None = None) -> RegisteredVersion:
+    """Facial-expression model (per-frame face landmarks → emotion probabilities) on the corpus labels."""
+    return _train("expression", shards, config, storage, params)
 
 
 def train_vocoder(shards: str, config: str | ModelConfig = "tiny", storage: str | None = None,
@@ -73,12 +78,13 @@ def train_error_detector(shards: str, config: str | ModelConfig = "tiny", storag
 
 def train_style_dit(shards: str, config: str | ModelConfig = "tiny", storage: str | None = None,
                     params: Params | None = None) -> RegisteredVersion:
-    """Face-style adapter + style-DiT on the registered refiner's c_lip."""
+    """Face-style adapter + style-DiT on the registered refiner's c_lip and the registered expression
+    model's per-frame emotion probabilities."""
     return _train("style_dit", shards, config, storage, params)
 
 
-TRAINERS = {"vocoder": train_vocoder, "unit_bert": train_unit_bert, "lip_aligner": train_lip_aligner,
-            "error_detector": train_error_detector, "style_dit": train_style_dit}
+TRAINERS = {"expression": train_expression, "vocoder": train_vocoder, "unit_bert": train_unit_bert,
+            "lip_aligner": train_lip_aligner, "error_detector": train_error_detector, "style_dit": train_style_dit}
 assert tuple(TRAINERS) == ORDER
 
 
@@ -102,7 +108,7 @@ def train_stage(stage: str, shards: str, config: str | ModelConfig = "tiny", par
     params = params or load_params()
     started = time.time()
     # an explicit root, else the deployment's (IMAGINTALK_STORAGE_ROOT), else params.storage.root
-    version = fn(shards, config, storage or os.environ.get(ENV_STORAGE_ROOT) or params.storage.root, params)
+    version = fn(shards, config, storage or given_setting("storage_root") or params.storage.root, params)
     if out is not None:
         write_version_file(version, out)
     return TrainSummary(stage=stage, version=version, wall_s=time.time() - started)

@@ -37,6 +37,14 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v)).astype(np.float32)
 
 
+def random_landmarks(n_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """T×136 float16 face landmarks as the shard step stores them: the mean face plus jitter."""
+    from imagintalk.preprocess.mean_face import MEAN_FACE_UNIT
+
+    base = np.concatenate([np.linspace([0.0, 0.2], [1.0, 0.2], 17), MEAN_FACE_UNIT])  # jaw: a line
+    return (base[None] + 0.01 * rng.standard_normal((n_frames, 68, 2))).reshape(n_frames, -1).astype(np.float16)
+
+
 def make_record(clip_id: str, n_frames: int, rng: np.random.Generator, levels: int = 3,
                 emotion: str | None = "happy", per_frame_probs: bool = False, split: str = "train",
                 roi: int = 96) -> ShardRecord:
@@ -59,6 +67,7 @@ def make_record(clip_id: str, n_frames: int, rng: np.random.Generator, levels: i
         audio=(0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
         mouth=rng.random(n_frames).astype(np.float32),
         speaker=_unit(rng.standard_normal(256)),
+        landmarks=random_landmarks(n_frames, rng),
         meta={"corpus": corpus, "speaker": speaker, "split": split, "transcript": "bin blue at f two now",
               "duration_s": n_frames / 25, "fps": 25, "pipeline_version": PIPELINE_VERSION},
     )

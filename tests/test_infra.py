@@ -49,7 +49,7 @@ API_VERSIONS = {
 FILE_KINDS = {
     "k8s/env.yaml": ["ConfigMap"],
     "k8s/raycluster.yaml": ["RayCluster"],
-    "k8s/rayjob-train.yaml": ["RayJob"] * 5,
+    "k8s/rayjob-train.yaml": ["RayJob"] * 6,  # one per training stage (imagintalk/train/graph.py)
     "mlflow/mlflow.yaml": ["Deployment", "Service"],
     "mlflow/postgres.yaml": ["ConfigMap", "Service", "StatefulSet"],
     "mlflow/secret.example.yaml": ["Secret"],
@@ -62,8 +62,8 @@ OFFICIAL_IMAGES = {"postgres", "quay.io/minio/minio"}
 PLACEHOLDER = "CHANGE_ME"
 HEALTH_PATH = "/healthz"  # the serve health endpoint the brief fixes for `imagintalk serve`
 # DESIGN.md section 5, used only while the code's own graph (imagintalk.train.stages) is absent.
-DESIGN_NEEDS = {"vocoder": set(), "unit_bert": set(), "lip_aligner": set(),
-                "error_detector": {"lip_aligner", "unit_bert"}, "style_dit": {"error_detector"}}
+DESIGN_NEEDS = {"expression": set(), "vocoder": set(), "unit_bert": set(), "lip_aligner": set(),
+                "error_detector": {"lip_aligner", "unit_bert"}, "style_dit": {"error_detector", "expression"}}
 OUR_IMAGE = f"{IMAGE}:{version('imagintalk')}"
 CLI = typer.main.get_command(app)
 
@@ -211,7 +211,8 @@ def test_core_objects_pass_the_strict_kubernetes_schema():
 
 def test_pod_templates_inside_ray_resources_pass_the_strict_kubernetes_schema():
     ray_templates = [(w, t) for d in DOCS if d.kind.startswith("Ray") for w, t in pod_templates(d)]
-    assert len(ray_templates) == 3 + 5  # head, cpu, gpu; one submitter per RayJob
+    # head, cpu, gpu; one submitter per RayJob
+    assert len(ray_templates) == 3 + len(FILE_KINDS["k8s/rayjob-train.yaml"])
     for where, template in ray_templates:
         wrapped = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
                    "template": template}

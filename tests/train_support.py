@@ -99,8 +99,10 @@ def register_untrained(c, stage: str, cfg, data, deps: dict) -> str:
 
 def register_untrained_stages(c, cfg, data) -> dict[str, str]:
     """Every stage registered once (tiny, untrained), with the dependency pins training records."""
-    uris = {s: register_untrained(c, s, cfg, data, {}) for s in ("vocoder", "unit_bert", "lip_aligner")}
+    uris = {s: register_untrained(c, s, cfg, data, {})
+            for s in ("expression", "vocoder", "unit_bert", "lip_aligner")}
     uris["error_detector"] = register_untrained(c, "error_detector", cfg, data, {
         "lip_aligner": uris["lip_aligner"], "unit_bert": uris["unit_bert"]})
-    uris["style_dit"] = register_untrained(c, "style_dit", cfg, data, {"error_detector": uris["error_detector"]})
+    uris["style_dit"] = register_untrained(c, "style_dit", cfg, data, {"error_detector": uris["error_detector"],
+                                                                       "expression": uris["expression"]})
     return uris

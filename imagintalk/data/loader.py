@@ -36,6 +36,8 @@ MELS_PER_FRAME = 4     # 100 Hz mel frames per video frame
 #   speaker float32 B×256 (GE2E embedding of the clip's ground-truth audio: c_id's auxiliary target);
 #   emotion long B (UNKNOWN_EMOTION where unlabelled); intensity float32 B (0 where unknown);
 #   emotion_frames long B×T (per-frame argmax of the probabilities, else the clip label);
+#   landmarks float32 B×T×136 (mean-face coordinates, 0 where lost), face_found bool B×T (the
+#   expression model's input: imagintalk.preprocess.expression_features);
 #   with cfg.audio: audio float32 B×640T, audio_mask bool B×640T.
 
 
@@ -87,6 +89,7 @@ class CropLips:
             "mel": decode_field("mel.npy", sample["mel.npy"], copy=False),
             "identity": decode_field("identity.npy", sample["identity.npy"], copy=False),
             "speaker": decode_field("speaker.npy", _member(sample, "speaker.npy"), copy=False),
+            "landmarks": decode_field("landmarks.npy", _member(sample, "landmarks.npy"), copy=False),
             "face": decode_field("face.jpg", sample["face.jpg"]),
             "emotion": label, "intensity": float(emotion.get("intensity") or 0.0),
             "emotion_frames": frames.astype(np.int64),
@@ -138,6 +141,7 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "mouth": _pad([s["mouth"] for s in samples], t, 0, np.float32)[0],
         "emotion_frames": _pad([s["emotion_frames"] for s in samples], t, 0, np.int64,
                                fill=UNKNOWN_EMOTION)[0],
+        **_landmarks([s["landmarks"] for s in samples], t),
         "units": units, "unit_mask": unit_mask,
         "codes": _pad([s["codes"] for s in samples], UNITS_PER_FRAME * t, 1, np.int64)[0],
         "mel": mel, "mel_mask": mel_mask,
@@ -153,6 +157,14 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     batch: dict[str, Any] = {"keys": [s["key"] for s in samples]}
     batch.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
     return batch
+
+
+def _landmarks(arrays: Sequence[np.ndarray], t: int) -> dict[str, np.ndarray]:
+    """Face landmarks padded to ``t`` frames: NaN rows (face lost) become zeros with
+    ``face_found`` False, so no NaN reaches a model."""
+    lm, _ = _pad(arrays, t, 0, np.float32, fill=np.nan)
+    found = np.isfinite(lm).all(axis=2)
+    return {"landmarks": np.where(found[..., None], lm, np.float32(0.0)), "face_found": found}
 
 
 def _skip_audio(member: str) -> bool:

@@ -105,9 +105,9 @@ def render_batch(net, batch: Mapping, variants: Iterable[str], cfg: EvalConfig) 
                 wave, wl, mel = net.decode_codes(codes, mask.sum(dim=1))
                 units = None
             else:
+                # the emotion comes from the clip's face (expression model), never from its label
                 o = (net.generate_from_units(batch, **kw) if v == "oracle_units" else
-                     net.generate(batch["lips"], batch["lip_mask"], batch["identity"], batch["face"],
-                                  batch["emotion"], **kw, **GENERATE_KW[v]))
+                     net.generate_batch(batch, **kw, **GENERATE_KW[v]))
                 wave, wl, mel, units = o.waveforms, o.lengths, o.mel, o.units
         out[v] = [Rendered(wave[b, : int(wl[b])].cpu().numpy(), mel[b, :, : 4 * t].float().cpu().numpy(),
                            None if units is None else units[b, : 2 * t].cpu().numpy())

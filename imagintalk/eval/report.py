@@ -114,21 +114,26 @@ def _clip_section(out: Path, clip: Clip, rendered: Mapping[str, Rendered]) -> st
 
 def write_report(out: Path, rows: dict[str, dict[str, float]], meta: Mapping[str, str],
                  samples: Sequence[tuple[Clip, Mapping[str, Rendered]]] = (),
-                 judge: Mapping[str, float] | None = None, aliases: Mapping[str, str] = ALIASES) -> Path:
+                 judge: Mapping[str, float] | None = None, aliases: Mapping[str, str] = ALIASES,
+                 face: Mapping[str, float] | None = None) -> Path:
     """Write metrics.json, metrics.md, the figures, the clips' audio and report.html into ``out``.
 
     rows: variant -> metric -> value (ladder order, then ablations); judge: the speaker judge's
-    floor/ceiling; aliases: other names of computed variants; samples: the clips to listen to."""
+    floor/ceiling; aliases: other names of computed variants; samples: the clips to listen to;
+    face: what the composite read from the test faces (``expression_acc``: the expression model's
+    accuracy on 0.5 s windows against the clips' labels), top-level keys of metrics.json."""
     from imagintalk.eval.plots import metric_chart, save
 
     out.mkdir(parents=True, exist_ok=True)
     judge = dict(judge or {})
     aliases = {a: c for a, c in aliases.items() if c in rows}
+    face = dict(face or {})
     (out / "metrics.json").write_text(json.dumps(
-        {"meta": dict(meta), "metrics": rows, "judge": judge, "aliases": aliases,
+        {**face, "meta": dict(meta), "metrics": rows, "judge": judge, "aliases": aliases,
          "variants": {v: d for v, d in {**RUNGS, **ABLATIONS}.items() if v in rows or v in aliases}},
         indent=2, sort_keys=True, default=float))
-    (out / "metrics.md").write_text(f"# ImaginTalk evaluation\n\n{metrics_table_md(rows, judge, aliases)}")
+    face_md = "".join(f"- {k}: {_fmt(v)}\n" for k, v in face.items()) + ("\n" if face else "")
+    (out / "metrics.md").write_text(f"# ImaginTalk evaluation\n\n{face_md}{metrics_table_md(rows, judge, aliases)}")
 
     metrics = _metrics_in(rows)
     charts = [save(metric_chart(m, rows, judge), out / "charts" / f"{m}.png").relative_to(out) for m in metrics]

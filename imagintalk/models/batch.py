@@ -8,6 +8,8 @@ tokens, 4T = 100 Hz mel frames):
 - ``mel`` float B×80×4T, ``audio`` float B×640T (16 kHz)
 - ``identity`` float B×128, ``face`` uint8/float B×3×H×W, ``emotion`` int B (index, <0 = unknown)
   or float B×T×9 per-frame probabilities
+- ``landmarks`` float B×T×136 face landmarks in mean-face units, ``face_found`` bool B×T (the
+  expression model's input)
 
 Stages derive every length from ``lip_mask`` / ``unit_mask`` here, so a loader that provides
 one of them is enough. :func:`random_batch` builds a batch of this shape for tests, benchmarks and
@@ -124,5 +126,7 @@ def random_batch(vocab: VocabConfig, frames: Sequence[int], seed: int = 0,
         "face": torch.randint(0, 256, (b, 3, 150, 150), generator=g, dtype=torch.uint8),
         "emotion": emotion,
         "speaker": F.normalize(torch.randn(b, vocab.speaker_dim, generator=g), dim=-1),
+        "landmarks": torch.rand(b, t, 136, generator=g) * fmask[..., None],
+        "face_found": fmask.clone(),
     }
     return {k: v.to(device) for k, v in batch.items()}

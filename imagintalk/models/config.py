@@ -119,6 +119,18 @@ class FaceStyleConfig(_Cfg):
     speaker_weight: float = 1.0     # 0 turns the loss off
 
 
+class ExpressionConfig(_Cfg):
+    """Facial-expression model over the per-frame face landmarks (imagintalk/models/expression.py)."""
+
+    dim: int = 64
+    layers: int = 2                 # residual temporal conv blocks
+    kernel: int = 5                 # frames per temporal conv (odd)
+    dropout: float = 0.1
+    label_smoothing: float = 0.05
+    jitter: float = 0.004           # training: landmark noise (mean-face units; 1 ≈ 1.36 IOD)
+    warp: float = 0.03              # training: random per-clip scale/shift of the face (alignment noise)
+
+
 class SamplerConfig(_Cfg):
     steps: int = 16
     temperature: float = 1.0
@@ -171,6 +183,7 @@ class ModelConfig(_Cfg):
     face_style: FaceStyleConfig = FaceStyleConfig()
     style_dit: StyleDiTConfig = StyleDiTConfig()
     vocoder: VocoderConfig = VocoderConfig()
+    expression: ExpressionConfig = ExpressionConfig()
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -180,6 +193,8 @@ class ModelConfig(_Cfg):
                 raise ValueError(f"{part}.encoder: dim {enc.dim} not divisible by heads {enc.heads}")
         if self.style_dit.dim % self.style_dit.heads:
             raise ValueError("style_dit: dim not divisible by heads")
+        if self.expression.kernel % 2 == 0:
+            raise ValueError("expression.kernel must be odd (centred temporal convolution)")
         if self.face_style.dim != self.style_dit.dim:
             raise ValueError("face_style.dim must equal style_dit.dim (c_id/c_emo modulate the DiT)")
         return self
@@ -210,6 +225,7 @@ def _preset_base() -> ModelConfig:
         style_dit=StyleDiTConfig(dim=384, heads=6, layers=8, dropout=0.1),
         vocoder=VocoderConfig(dim=256, intermediate=768, layers=8, segment_frames=96, adversarial=True,
                               disc_channels=32),
+        expression=ExpressionConfig(dim=128, layers=3),
     )
 
 
@@ -226,6 +242,7 @@ def _preset_paper() -> ModelConfig:
         style_dit=StyleDiTConfig(dim=768, heads=12, layers=8, dropout=0.1),
         vocoder=VocoderConfig(dim=512, intermediate=1536, layers=8, segment_frames=128, adversarial=True,
                               disc_channels=32),
+        expression=ExpressionConfig(dim=256, layers=4),
     )
 
 
@@ -258,7 +275,7 @@ def model_config(preset: str | ModelConfig = "tiny", params: Params | None = Non
 
 
 __all__ = [
-    "PRESETS", "EncoderConfig", "ErrorDetectorConfig", "FaceStyleConfig", "LipAlignerConfig", "ModelConfig",
-    "SamplerConfig", "StyleDiTConfig", "UnitBertConfig", "VocabConfig", "VocoderConfig", "model_config",
+    "PRESETS", "EncoderConfig", "ErrorDetectorConfig", "ExpressionConfig", "FaceStyleConfig", "LipAlignerConfig",
+    "ModelConfig", "SamplerConfig", "StyleDiTConfig", "UnitBertConfig", "VocabConfig", "VocoderConfig", "model_config",
     "vocab_from_params",
 ]

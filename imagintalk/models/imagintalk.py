@@ -1,6 +1,7 @@
 """``ImaginTalk``: the inference object — mouth crops + face + emotion in, waveform out.
 
 lips → lip aligner → error detector + lip-conditioned unit BERT (refined units, c_lip)
+face landmarks → expression model → per-frame emotion probabilities (or a caller's override)
 face, identity, emotion → face-style adapter (c_id, c_emo)
 (c_lip, c_id, c_emo) → style-DiT sampler → codec tokens → codec decoder → log-mel → vocoder.
 
@@ -20,11 +21,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from imagintalk.emotions import EMOTIONS
 from imagintalk.errors import ConfigError
 from imagintalk.models.batch import Batch, frame_mask
 from imagintalk.models.codec_decoder import CodecDecoder, ResidualCodebookDecoder, decode_batch
 from imagintalk.models.config import ModelConfig
 from imagintalk.models.error_detector import ErrorDetector, LipRefiner
+from imagintalk.models.expression import ExpressionModel
 from imagintalk.models.face_style import FaceStyleAdapter
 from imagintalk.models.lip_aligner import LipAligner
 from imagintalk.models.style_dit import CONDITIONS, StyleDiT
@@ -43,12 +46,14 @@ class GenerateOutput:
     codes: Tensor      # B×L×2T sampled codec tokens
     mel: Tensor        # B×n_mels×4T decoded log-mel
     sample_rate: int
+    emotion: Tensor | None = None               # B×T×E probabilities read from the face (None: given)
+    emotion_interpolated: Tensor | None = None  # B×T bool: face lost there, probabilities interpolated
 
 
 class ImaginTalk(nn.Module):
     def __init__(self, cfg: ModelConfig, codec: CodecDecoder, refiner: LipRefiner | None = None,
                  face_style: FaceStyleAdapter | None = None, dit: StyleDiT | None = None,
-                 vocoder: nn.Module | None = None):
+                 vocoder: nn.Module | None = None, expression: ExpressionModel | None = None):
         super().__init__()
         if not isinstance(codec, CodecDecoder):
             raise TypeError(f"codec {type(codec).__name__} has no decode(codes) method")
@@ -58,20 +63,41 @@ class ImaginTalk(nn.Module):
         self.dit = dit or StyleDiT(cfg, self.refiner.bert.dim)
         self.vocoder = vocoder or build_vocoder(cfg)
         self.codec = codec  # registered as a submodule when it is one (moves with .to(device))
+        # reads the emotion from the face; None (a model saved before the expression stage): the
+        # emotion is unknown unless the caller gives one
+        self.expression = expression
+        if expression is not None:
+            expression.check_vocabulary(EMOTIONS, "imagintalk generator")
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
     @torch.inference_mode()
-    def generate(self, lips: Tensor, lip_mask: Tensor | None, identity: Tensor, face: Tensor, emotion: Tensor,
-                 steps: int | None = None, guidance: Mapping[str, float] | None = None, seed: int = 0,
-                 rounds: int | None = None, temperature: float | None = None,
-                 drop: Sequence[str] = ()) -> GenerateOutput:
+    def face_emotion(self, landmarks: Tensor | None, face_found: Tensor | None,
+                     lip_mask: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The emotion the face shows: (B×T×E probabilities, B×T interpolated flags) from the
+        expression model; unknown labels (B of -1, no flags) without a model or landmarks."""
+        if self.expression is None or landmarks is None:
+            return torch.full((lip_mask.shape[0],), -1, dtype=torch.long, device=lip_mask.device), None
+        landmarks = torch.as_tensor(landmarks, device=lip_mask.device)
+        found = (torch.isfinite(landmarks).all(dim=-1) if face_found is None
+                 else torch.as_tensor(face_found, device=lip_mask.device).bool())
+        labels = self.expression.label(torch.nan_to_num(landmarks), found, lip_mask)
+        return labels.probs, labels.interpolated
+
+    @torch.inference_mode()
+    def generate(self, lips: Tensor, lip_mask: Tensor | None, identity: Tensor, face: Tensor,
+                 emotion: Tensor | None = None, steps: int | None = None,
+                 guidance: Mapping[str, float] | None = None, seed: int = 0, rounds: int | None = None,
+                 temperature: float | None = None, drop: Sequence[str] = (), landmarks: Tensor | None = None,
+                 face_found: Tensor | None = None) -> GenerateOutput:
         """Speech for a batch of clips.
 
         lips B×T×88×88 float, lip_mask B×T (None = all valid), identity B×128, face B×3×H×W
-        (uint8 or [0,1] float), emotion B labels (<0 unknown) or B×T×E probabilities.
+        (uint8 or [0,1] float). The emotion is read from the face: ``landmarks`` B×T×136 (NaN or
+        ``face_found`` False where the face was lost) through the expression model; ``emotion``
+        (B labels, <0 unknown, or B×T×E probabilities) overrides it.
         ``guidance`` weights per condition ({"lip", "id", "emo"}); ``drop`` generates without the
         named conditions (ablations: ``drop=("id",)``; all three = unconditional).
         """
@@ -80,10 +106,13 @@ class ImaginTalk(nn.Module):
         lips = torch.as_tensor(lips, device=dev)  # uint8 or [0,1] float: the aligner scales it
         lip_mask = (torch.ones(lips.shape[:2], dtype=torch.bool, device=dev) if lip_mask is None
                     else torch.as_tensor(lip_mask, device=dev).bool())
-        identity, face, emotion = (torch.as_tensor(x, device=dev) for x in (identity, face, emotion))
+        identity, face = (torch.as_tensor(x, device=dev) for x in (identity, face))
+        read, flags = (None, None) if emotion is not None else self.face_emotion(landmarks, face_found, lip_mask)
         ref = self.refiner.refine(lips, lip_mask, rounds=rounds)
-        return self._speak(ref.units, ref.c_lip, ref.mask, lip_mask, identity, face, emotion, steps=steps,
-                           guidance=guidance, seed=seed, temperature=temperature, drop=drop)
+        out = self._speak(ref.units, ref.c_lip, ref.mask, lip_mask, identity, face,
+                          torch.as_tensor(emotion, device=dev) if emotion is not None else read, steps=steps,
+                          guidance=guidance, seed=seed, temperature=temperature, drop=drop)
+        return _with_emotion(out, read, flags)
 
     def _speak(self, units: Tensor, c_lip: Tensor, mask: Tensor, lip_mask: Tensor, identity: Tensor, face: Tensor,
                emotion: Tensor, steps: int | None, guidance: Mapping[str, float] | None, seed: int,
@@ -121,7 +150,8 @@ class ImaginTalk(nn.Module):
                             guidance: Mapping[str, float] | None = None, seed: int = 0,
                             temperature: float | None = None, drop: Sequence[str] = ()) -> GenerateOutput:
         """Speech from a loader batch's ground-truth ``units`` (instead of the lips' predicted ones),
-        with the clip's own lips, face, identity and emotion: c_lip is the refiner's teacher path
+        with the clip's own lips, face, identity and facial expression (never its emotion label):
+        c_lip is the refiner's teacher path
         (``LipRefiner.teacher_c_lip``, what the style-DiT sees with ``c_lip_source: teacher``). The
         evaluation ladder's ``oracle_units`` rung: what the style-DiT and decoder make of perfect units."""
         self.eval()
@@ -130,13 +160,16 @@ class ImaginTalk(nn.Module):
         lip_mask = frame_mask(batch)
         c_lip, mask = self.refiner.teacher_c_lip(batch)
         units = torch.where(mask, batch["units"][:, : mask.shape[1]].long(), 0)
-        return self._speak(units, c_lip, mask, lip_mask, batch["identity"], batch["face"], batch["emotion"],
-                           steps=steps, guidance=guidance, seed=seed, temperature=temperature, drop=drop)
+        read, flags = self.face_emotion(batch.get("landmarks"), batch.get("face_found"), lip_mask)
+        out = self._speak(units, c_lip, mask, lip_mask, batch["identity"], batch["face"], read,
+                          steps=steps, guidance=guidance, seed=seed, temperature=temperature, drop=drop)
+        return _with_emotion(out, read, flags)
 
     def generate_batch(self, batch: Batch, **kwargs) -> GenerateOutput:
-        """``generate`` on a loader batch (keys lips, lip_mask, identity, face, emotion)."""
+        """``generate`` on a loader batch (keys lips, lip_mask, identity, face, landmarks,
+        face_found). The batch's ``emotion`` labels are never read: the face says the emotion."""
         return self.generate(batch["lips"], frame_mask(batch), batch["identity"], batch["face"],
-                             batch["emotion"], **kwargs)
+                             landmarks=batch.get("landmarks"), face_found=batch.get("face_found"), **kwargs)
 
     # -- persistence ---------------------------------------------------------------------------
     def _parts(self) -> dict[str, nn.Module]:
@@ -144,6 +177,8 @@ class ImaginTalk(nn.Module):
                  "error_detector": self.refiner.detector, "face_style": self.face_style, "style_dit": self.dit}
         if self.cfg.vocoder.kind == "neural":
             parts["vocoder"] = self.vocoder
+        if self.expression is not None:
+            parts["expression"] = self.expression
         return parts
 
     def save(self, directory: str | Path) -> Path:
@@ -164,6 +199,8 @@ class ImaginTalk(nn.Module):
             raise TypeError(f"codec {type(self.codec).__name__} cannot be saved (needs save(path) and load(path))")
         meta = {"format": FORMAT_VERSION, "model": self.cfg.model_dump(mode="json"), "codec": codec,
                 "parts": sorted(self._parts())}
+        if self.expression is not None:
+            meta["emotions"] = list(self.expression.vocabulary)
         (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
         return out
 
@@ -182,13 +219,22 @@ class ImaginTalk(nn.Module):
         codec = _load_codec(src, meta["codec"])
         aligner, bert = LipAligner(build_cfg), UnitBert(build_cfg)
         refiner = LipRefiner(build_cfg, aligner, bert, ErrorDetector(build_cfg, aligner.feature_dim, bert.dim))
-        model = cls(cfg, codec, refiner=refiner)
+        expression = (ExpressionModel(build_cfg, meta.get("emotions", EMOTIONS))
+                      if "expression" in meta.get("parts", ()) else None)
+        model = cls(cfg, codec, refiner=refiner, expression=expression)
         for name, module in model._parts().items():
             path = src / f"{name}.pt"
             if not path.is_file():
                 raise ConfigError(path, "part missing from the model directory")
             module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.to(device).eval()
+
+
+def _with_emotion(out: GenerateOutput, probs: Tensor | None, flags: Tensor | None) -> GenerateOutput:
+    """The output with the emotion read from the face (when it was read, not given)."""
+    if probs is not None and probs.ndim == 3:
+        out.emotion, out.emotion_interpolated = probs, flags
+    return out
 
 
 def _load_codec(src: Path, spec: dict) -> CodecDecoder:
@@ -213,7 +259,8 @@ def count_parameters(cfg: ModelConfig) -> dict[str, int]:
                                      vocoder={"kind": "neural", "adversarial": False})
         refiner = LipRefiner(build_cfg)
         parts = {"lip_aligner": refiner.aligner, "unit_bert": refiner.bert, "error_detector": refiner.detector,
-                 "face_style": FaceStyleAdapter(build_cfg), "style_dit": StyleDiT(build_cfg, refiner.bert.dim)}
+                 "face_style": FaceStyleAdapter(build_cfg), "style_dit": StyleDiT(build_cfg, refiner.bert.dim),
+                 "expression": ExpressionModel(build_cfg)}
     parts["vocoder"] = build_vocoder(build_cfg)  # small; torchaudio's mel filters cannot be built on meta
     counts = {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items()}
     counts["total"] = sum(counts.values())

@@ -5,7 +5,9 @@ build it with :func:`build_stage`, optimise ``[p for p in stage.parameters() if 
 (frozen upstream parts have ``requires_grad=False`` and stay in eval mode), call ``loss(batch)``.
 
 Which trained parts each stage builds on is declared once, in :mod:`imagintalk.train.graph`.
-The style-DiT stage trains the face-style adapter jointly. ``StyleDiTConfig.c_lip_source`` picks c_lip from the refined
+The style-DiT stage trains the face-style adapter jointly; its c_emo comes from the frozen
+expression model's per-frame probabilities over the clip's face landmarks (never from the corpus
+label, which only the expression stage learns from). ``StyleDiTConfig.c_lip_source`` picks c_lip from the refined
 units (what inference sees, default) or from the ground-truth units (teacher forcing).
 """
 
@@ -20,6 +22,7 @@ from imagintalk.models.batch import Batch, frame_mask, token_mask
 from imagintalk.models.codec_decoder import CodecDecoder, decode_batch
 from imagintalk.models.config import ModelConfig
 from imagintalk.models.error_detector import LipRefiner
+from imagintalk.models.expression import ExpressionModel
 from imagintalk.models.face_style import FaceStyleAdapter
 from imagintalk.models.layers import freeze
 from imagintalk.models.lip_aligner import LipAligner
@@ -27,17 +30,20 @@ from imagintalk.models.style_dit import StyleDiT
 from imagintalk.models.unit_bert import UnitBert
 from imagintalk.models.vocoder import NeuralVocoder
 
-STAGES = ("vocoder", "unit_bert", "lip_aligner", "error_detector", "style_dit")
+STAGES = ("vocoder", "unit_bert", "lip_aligner", "error_detector", "expression", "style_dit")
 
 
 class StyleStage(nn.Module):
-    """Style-DiT stage: frozen refiner → c_lip; trainable face-style adapter + DiT."""
+    """Style-DiT stage: frozen refiner → c_lip; frozen expression model → per-frame emotion
+    probabilities (c_emo's input); trainable face-style adapter + DiT."""
 
     def __init__(self, cfg: ModelConfig, refiner: LipRefiner | None = None,
-                 face_style: FaceStyleAdapter | None = None, dit: StyleDiT | None = None):
+                 face_style: FaceStyleAdapter | None = None, dit: StyleDiT | None = None,
+                 expression: ExpressionModel | None = None):
         super().__init__()
         self.source = cfg.style_dit.c_lip_source
         self.refiner = freeze(refiner or LipRefiner(cfg))
+        self.expression = freeze(expression or ExpressionModel(cfg))
         self.face_style = face_style or FaceStyleAdapter(cfg)
         self.dit = dit or StyleDiT(cfg, self.refiner.bert.dim)
         self.train()  # the frozen refiner starts in eval mode
@@ -45,6 +51,7 @@ class StyleStage(nn.Module):
     def train(self, mode: bool = True) -> StyleStage:
         super().train(mode)
         self.refiner.eval()
+        self.expression.eval()
         return self
 
     def loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
@@ -57,7 +64,8 @@ class StyleStage(nn.Module):
                 c_lip, mask = self.refiner.teacher_c_lip(batch)
         n = mask.shape[1]
         mask = mask & token_mask(batch)[:, :n]
-        style = self.face_style(batch["identity"], batch["face"], batch["emotion"], fmask)
+        emotion = self.expression.label_batch(batch).probs  # the face's, not the corpus label
+        style = self.face_style(batch["identity"], batch["face"], emotion, fmask)
         loss, metrics = self.dit.loss(batch["codes"][:, :, :n], mask, c_lip, style.c_id, style.c_emo[:, :n],
                                       style.emo_known)
         aux, aux_metrics = self.face_style.speaker_loss(style.c_id, batch.get("speaker"))
@@ -100,8 +108,9 @@ class VocoderStage(nn.Module):
 def build_stage(stage: str, cfg: ModelConfig, parts: Mapping[str, nn.Module] | None = None) -> nn.Module:
     """A fresh trainable stage. ``parts`` supplies trained upstream modules by name:
     ``lip_aligner`` and ``unit_bert`` for ``error_detector``; ``refiner`` (a trained LipRefiner)
-    for ``style_dit``; ``codec`` (the shards' codec decoder) for ``vocoder``. Missing parts are
-    built fresh, and a vocoder without a codec learns on ground-truth mels (smoke tests only)."""
+    and ``expression`` (a trained ExpressionModel) for ``style_dit``; ``codec`` (the shards' codec
+    decoder) for ``vocoder``. Missing parts are built fresh, and a vocoder without a codec learns on
+    ground-truth mels (smoke tests only)."""
     parts = dict(parts or {})
     if stage == "vocoder":
         return VocoderStage(cfg, codec=parts.get("codec"))
@@ -111,8 +120,10 @@ def build_stage(stage: str, cfg: ModelConfig, parts: Mapping[str, nn.Module] | N
         return LipAligner(cfg)
     if stage == "error_detector":
         return LipRefiner(cfg, aligner=parts.get("lip_aligner"), bert=parts.get("unit_bert"))
+    if stage == "expression":
+        return ExpressionModel(cfg)
     if stage == "style_dit":
-        return StyleStage(cfg, refiner=parts.get("refiner"))
+        return StyleStage(cfg, refiner=parts.get("refiner"), expression=parts.get("expression"))
     raise ValueError(f"unknown stage {stage!r} (expected one of {', '.join(STAGES)})")
 
 

@@ -19,6 +19,7 @@ from imagintalk.errors import AudioQualityError, ConfigError, FaceError
 from imagintalk.features.audio import log_mel
 from imagintalk.media import read_clip
 from imagintalk.preprocess.detector import FaceDetector, make_detector
+from imagintalk.preprocess.expression_features import normalised_landmarks
 from imagintalk.preprocess.face_track import to_gray, track_faces
 from imagintalk.preprocess.identity import identity_embedding
 from imagintalk.preprocess.roi import make_mouth_rois, mouth_opening
@@ -32,9 +33,10 @@ class ClipFeatures:
     identity: np.ndarray        # float32 (128,) L2-normalised mean dlib descriptor
     mouth_open: np.ndarray      # float32 (T,) inner-lip gap / mouth width
     face_ratio: float           # fraction of frames with a measured face
+    landmarks: np.ndarray       # float16 T×136 mean-face landmarks (NaN rows: face lost)
     audio: np.ndarray           # float32 (T·640,) 16 kHz mono, aligned to the frames
     mel: np.ndarray             # float16 (80, 4T) log-mel
-    emotion: dict[str, Any]     # {label, intensity, probs: None until a classifier stage exists}
+    emotion: dict[str, Any]     # {label, intensity, probs: None (the expression stage reads landmarks)}
     fps: int
     av_mismatch_s: float
     stats: dict[str, float] = field(default_factory=dict)
@@ -72,6 +74,7 @@ class VisualFeatures:
     identity: np.ndarray        # float32 (128,)
     mouth_open: np.ndarray      # float32 (T,)
     face_ratio: float
+    landmarks: np.ndarray       # float16 T×136 (imagintalk.preprocess.expression_features)
 
 
 def preprocess_frames(frames: np.ndarray, params: Params, path: str | None = None,
@@ -90,7 +93,7 @@ def preprocess_frames(frames: np.ndarray, params: Params, path: str | None = Non
         raise FaceError(path, f"face found on {track.face_ratio:.0%} of frames (min {fcfg.min_face_ratio:.0%})")
     chip, identity = identity_embedding(frames, track, fcfg)
     return VisualFeatures(make_mouth_rois(gray, track, fcfg), chip, identity, mouth_opening(track),
-                          track.face_ratio)
+                          track.face_ratio, normalised_landmarks(track))
 
 
 def preprocess_clip(row: ManifestRow, params: Params, detector: FaceDetector | None = None) -> ClipFeatures:
@@ -127,7 +130,8 @@ def preprocess_clip(row: ManifestRow, params: Params, detector: FaceDetector | N
     }
     return ClipFeatures(
         clip_id=row.clip_id, lips=lips, face=visual.face, identity=visual.identity,
-        mouth_open=visual.mouth_open, face_ratio=visual.face_ratio, audio=clip.audio, mel=mel,
+        mouth_open=visual.mouth_open, face_ratio=visual.face_ratio, landmarks=visual.landmarks,
+        audio=clip.audio, mel=mel,
         emotion={"label": row.emotion, "intensity": row.intensity, "probs": None},
         fps=clip.fps, av_mismatch_s=float(clip.av_mismatch_s), stats=stats,
     )

@@ -7,13 +7,16 @@ whose artifacts are that directory and the codec. Its version tags pin every sta
 an evaluation or a rollback always knows exactly which parts it ran.
 
 ``predict`` takes a video path, a list of paths, or a DataFrame with a ``video`` column (and an
-optional ``emotion`` column of vocabulary labels), and returns one float32 16 kHz waveform per
-video. The video side reuses the data pipeline's preprocessing (``track_faces``,
-``make_mouth_rois``, ``identity_embedding``): the model sees crops made exactly as in training.
+optional ``emotion`` column of vocabulary names that override the face), and returns one float32
+16 kHz waveform per video. Without an override the emotion is the composite's expression model's
+reading of the face (its per-frame landmarks), as in training. The video side reuses the data
+pipeline's preprocessing (``track_faces``, ``make_mouth_rois``, ``identity_embedding``, the
+expression landmarks): the model sees crops made exactly as in training.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,9 @@ import pandas as pd
 import torch
 
 from imagintalk.config import Params
-from imagintalk.conventions import EMOTION_INDEX, UNKNOWN_EMOTION
+from imagintalk.emotions import emotion_override
+
+log = logging.getLogger(__name__)
 
 VIDEO_COLUMN = "video"
 EMOTION_COLUMN = "emotion"
@@ -42,6 +47,7 @@ class VideoInputs:
     face: np.ndarray        # float32 3×H×W in [0, 1] (aligned chip)
     identity: np.ndarray    # float32 (128,)
     n_frames: int
+    landmarks: np.ndarray | None = None   # float32 T×136 mean-face landmarks, NaN rows where lost
 
 
 def video_inputs(path: str | Path, params: Params) -> VideoInputs:
@@ -56,21 +62,23 @@ def video_inputs(path: str | Path, params: Params) -> VideoInputs:
     y, x = (rois.shape[1] - crop) // 2, (rois.shape[2] - crop) // 2  # the loader's eval crop
     lips = rois[:, y:y + crop, x:x + crop].astype(np.float32) / 255.0
     face = visual.face.transpose(2, 0, 1).astype(np.float32) / 255.0
-    return VideoInputs(lips=lips, face=face, identity=visual.identity.astype(np.float32), n_frames=len(lips))
+    return VideoInputs(lips=lips, face=face, identity=visual.identity.astype(np.float32), n_frames=len(lips),
+                       landmarks=visual.landmarks.astype(np.float32))
 
 
-def _requests(model_input: Any) -> list[tuple[str, int]]:
-    """(video path, emotion index) per requested clip, from a path, a list or a DataFrame."""
+def _requests(model_input: Any) -> list[tuple[str, int | None]]:
+    """(video path, emotion override or None) per requested clip, from a path, a list or a
+    DataFrame; an override outside the vocabulary raises ConfigError listing it."""
     if isinstance(model_input, str | Path):
-        return [(str(model_input), UNKNOWN_EMOTION)]
+        return [(str(model_input), None)]
     if isinstance(model_input, pd.DataFrame):
         column = VIDEO_COLUMN if VIDEO_COLUMN in model_input.columns else model_input.columns[0]
         emotions = (model_input[EMOTION_COLUMN] if EMOTION_COLUMN in model_input.columns
                     else [None] * len(model_input))
-        return [(str(p), EMOTION_INDEX.get(e or "", UNKNOWN_EMOTION) if isinstance(e, str) or e is None
-                 else UNKNOWN_EMOTION) for p, e in zip(model_input[column], emotions, strict=True)]
+        return [(str(p), emotion_override(e if isinstance(e, str) else None))
+                for p, e in zip(model_input[column], emotions, strict=True)]
     if isinstance(model_input, Sequence):
-        return [(str(p), UNKNOWN_EMOTION) for p in model_input]
+        return [(str(p), None) for p in model_input]
     raise TypeError(f"expected a video path, a list of paths or a DataFrame, got {type(model_input).__name__}")
 
 
@@ -87,17 +95,27 @@ class ImaginTalkModel(mlflow.pyfunc.PythonModel):
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = ImaginTalk.load(context.artifacts[MODEL_ARTIFACT], device=device)
 
-    def generate(self, inputs: VideoInputs, emotion: int = UNKNOWN_EMOTION,
+    def generate(self, inputs: VideoInputs, emotion: int | None = None,
                  overrides: Mapping[str, Any] | None = None) -> np.ndarray:
+        """One clip's waveform. ``emotion`` (a vocabulary index) overrides the face's expression;
+        None reads it from the face (landmarks → expression model)."""
         s = {**self.settings, **dict(overrides or {})}
+        landmarks = None if inputs.landmarks is None else torch.from_numpy(inputs.landmarks)[None]
         out = self.model.generate(
             torch.from_numpy(inputs.lips)[None], None, torch.from_numpy(inputs.identity)[None],
-            torch.from_numpy(inputs.face)[None], torch.tensor([emotion]), steps=s.get("steps"),
-            guidance=s.get("guidance"), seed=int(s.get("seed", 0)))
+            torch.from_numpy(inputs.face)[None], None if emotion is None else torch.tensor([emotion]),
+            steps=s.get("steps"), guidance=s.get("guidance"), seed=int(s.get("seed", 0)), landmarks=landmarks)
+        lost = 0 if out.emotion_interpolated is None else int(out.emotion_interpolated.sum())
+        if lost:
+            log.warning("face lost on %d of %d frames: their emotion is interpolated from the frames around",
+                        lost, inputs.n_frames)
         return out.waveforms[0, : int(out.lengths[0])].cpu().numpy().astype(np.float32)
 
-    def predict(self, context, model_input, params=None):  # untyped: MLflow infers no signature from hints
-        """One waveform (float32 numpy, model sample rate) per requested video."""
+    def predict(self, context: Any, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> list[np.ndarray]:
+        """One waveform (float32 numpy, model sample rate) per requested video: rows of a DataFrame
+        (``video``, optional ``emotion``), or a path or list of paths. ``pd.DataFrame`` is a hint
+        MLflow accepts without inferring a schema from it, so the paths pass unvalidated too."""
         return [self.generate(video_inputs(path, self.params), emotion, params)
                 for path, emotion in _requests(model_input)]
 

@@ -31,9 +31,21 @@ USES: dict[str, tuple[str, str]] = {
         "Inherits the aligner's and BERT's limits; the detection threshold and number of rounds "
         "trade recall of errors against over-correction.",
     ),
+    "expression": (
+        "Facial-expression model: per-frame probabilities over the emotion vocabulary from the "
+        "face's 68 landmarks (mean-face coordinates, stored per frame in the shards). Trained on "
+        "the corpus labels of the corpora that have them; its probabilities, smoothed over 0.5 s, are "
+        "the only emotion input of the generator (c_emo), at training and at inference.",
+        "Reads geometry only (brows, lids, mouth corners), not skin texture: subtle or masked "
+        "expressions and faces far from the training corpora's are read poorly. Knows only the "
+        "vocabulary it was trained on (refused for shards of another). Frames where the face is lost "
+        "get probabilities interpolated from their neighbours.",
+    ),
     "style_dit": (
         "Masked discrete diffusion over the residual codec levels, conditioned on c_lip, the "
-        "face identity (c_id) and per-frame emotion (c_emo); generates codec tokens for the voice.",
+        "face identity (c_id) and per-frame emotion (c_emo: the embedding of the expression model's "
+        "per-frame probabilities, smoothed over 0.5 s; never the corpus label); generates codec "
+        "tokens for the voice.",
         "The voice is a guess from a face: it matches the identity only as far as face and voice "
         "correlate in the training speakers. Must not be used to impersonate a real person.",
     ),
@@ -45,8 +57,12 @@ USES: dict[str, tuple[str, str]] = {
     "imagintalk": (
         "Silent talking-face video in, speech out (video-to-speech, dubbing): the composite of "
         "the registered stages, loadable with mlflow.pyfunc.load_model.",
-        "Generated speech is synthetic and must be disclosed as such; identity and emotion are "
-        "inferred from the face; intelligibility is limited by what lips reveal.",
+        "Generated speech is synthetic and must be disclosed as such. The words come from the lips "
+        "(c_lip), the voice from the face's identity (c_id: dlib descriptor + face-crop encoder), "
+        "the emotion from the facial expression (c_emo: the expression model's per-frame "
+        "probabilities, smoothed over 0.5 s) unless the caller overrides it (`speak --emotion`, the "
+        "endpoint's `emotion` field); no corpus label ever reaches it. Intelligibility is limited by "
+        "what lips reveal.",
     ),
 }
 

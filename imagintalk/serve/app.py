@@ -1,6 +1,8 @@
 """HTTP serving on Ray Serve: POST a video, get a wav.
 
-- ``POST /speak`` body = the video bytes (any container PyAV reads) → ``audio/wav``.
+- ``POST /speak`` body = the video bytes (any container PyAV reads) → ``audio/wav``. The emotion
+  is read from the face; ``?emotion=happy`` (a vocabulary name) overrides it, and a name outside
+  the vocabulary is a 400 listing the vocabulary.
   413 when the body exceeds ``serve.max_request_bytes`` (checked on the header and while reading,
   so a lying client cannot push more), 400 for an empty body, 422 with a one-line reason for input
   the pipeline refuses (unreadable, too long, no face). A bad request never reaches the batch, so
@@ -25,10 +27,13 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 
 from imagintalk.config import Params
+from imagintalk.emotions import emotion_override
 from imagintalk.errors import ImaginTalkError
+from imagintalk.ray_session import start_ray
 
 HEALTH_PATH = "/healthz"
 SPEAK_PATH = "/speak"
+EMOTION_FIELD = "emotion"   # query parameter of POST /speak: overrides the face's emotion
 APP_NAME = "imagintalk"
 
 api = FastAPI(title="ImaginTalk", description="silent video -> speech")
@@ -68,10 +73,15 @@ class SpeakService:
                 return _error(413, f"request body exceeds the {limit}-byte limit")
         if not body:
             return _error(400, "empty body: POST the video file's bytes")
+        emotion = request.query_params.get(EMOTION_FIELD)
+        try:
+            emotion_override(emotion)
+        except ImaginTalkError as exc:
+            return _error(400, str(exc))
         with tempfile.TemporaryDirectory(prefix="imagintalk-serve-") as tmp:
             path = Path(tmp) / "upload.mp4"
             path.write_bytes(bytes(body))
-            result = await self._batched(str(path))
+            result = await self._batched((str(path), emotion))
         if isinstance(result, ImaginTalkError):
             return _error(422, result.reason)
         buf = io.BytesIO()
@@ -79,8 +89,9 @@ class SpeakService:
         return Response(content=buf.getvalue(), media_type="audio/wav")
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.05)
-    async def _batched(self, paths: list[str]) -> list[np.ndarray | ImaginTalkError]:
-        return self.speaker.speak_batch(paths, max_duration_s=self.params.serve.max_duration_s)
+    async def _batched(self, requests: list[tuple[str, str | None]]) -> list[np.ndarray | ImaginTalkError]:
+        return self.speaker.speak_batch([p for p, _ in requests], max_duration_s=self.params.serve.max_duration_s,
+                                        emotions=[e for _, e in requests])
 
 
 def build_app(model_uri: str, params: Params) -> serve.Application:
@@ -92,10 +103,7 @@ def build_app(model_uri: str, params: Params) -> serve.Application:
 
 def start_server(model_uri: str, params: Params, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Start (non-blocking) on local Ray, or the cluster named by RAY_ADDRESS."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False)
+    start_ray()
     serve.start(http_options={"host": host, "port": port})
     serve.run(build_app(model_uri, params), name=APP_NAME, route_prefix="/", blocking=False)
 

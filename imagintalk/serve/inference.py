@@ -62,27 +62,32 @@ class Speaker:
     def sample_rate(self) -> int:
         return int(self.pyfunc.model.cfg.vocab.sample_rate)
 
-    def speak(self, path: str | Path, max_duration_s: float | None = None) -> Speech:
-        """One clip; a refusal raises its typed error."""
-        result = self.speak_batch([str(path)], max_duration_s)[0]
+    def speak(self, path: str | Path, max_duration_s: float | None = None, emotion: str | None = None) -> Speech:
+        """One clip; a refusal raises its typed error. ``emotion`` (a vocabulary name) overrides the
+        emotion the face shows."""
+        result = self.speak_batch([str(path)], max_duration_s, [emotion])[0]
         if isinstance(result, ImaginTalkError):
             raise result
         return Speech(audio=result, sample_rate=self.sample_rate)
 
-    def speak_batch(self, paths: list[str], max_duration_s: float | None = None) -> list[np.ndarray | ImaginTalkError]:
+    def speak_batch(self, paths: list[str], max_duration_s: float | None = None,
+                    emotions: list[str | None] | None = None) -> list[np.ndarray | ImaginTalkError]:
         """Check, preprocess and voice each clip with the composite's own ``generate``; a refused
-        clip yields its error and the others go on."""
+        clip yields its error and the others go on. ``emotions[i]`` overrides clip i's facial
+        emotion (None: read from the face)."""
+        from imagintalk.emotions import emotion_override
         from imagintalk.registry.composite import video_inputs
 
         cfg = self.params.speak
         results: list[np.ndarray | ImaginTalkError] = []
         # one clip at a time: a clip's speech must not depend on which requests share its batch
         # (the sampler draws from one seeded generator per call)
-        for path in paths:
+        for path, emotion in zip(paths, emotions or [None] * len(paths), strict=True):
             try:
+                override = emotion_override(emotion)
                 check_video(path, cfg.min_duration_s, max_duration_s or cfg.max_duration_s,
                             self.params.ingest.truncation_tolerance_frames)
-                results.append(self.pyfunc.generate(video_inputs(path, self.pyfunc.params)))
+                results.append(self.pyfunc.generate(video_inputs(path, self.pyfunc.params), override))
             except ImaginTalkError as exc:
                 results.append(exc)
             except Exception as exc:  # whatever one clip raises stays that clip's failure

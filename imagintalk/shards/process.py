@@ -155,7 +155,8 @@ class ClipProcessor:
         record = ShardRecord(
             clip_id=row.clip_id, lips=feats.lips, face=feats.face, identity=feats.identity,
             emotion=dict(feats.emotion), mel=feats.mel, units=units, codes=codes, audio=feats.audio,
-            mouth=feats.mouth_open, speaker=speaker, meta=meta, sample_rate=self.params.media.sample_rate,
+            mouth=feats.mouth_open, speaker=speaker, landmarks=feats.landmarks, meta=meta,
+            sample_rate=self.params.media.sample_rate,
         )
         sample = encode_record(record, jpeg_quality=self.params.shards.jpeg_quality)
         stats = {

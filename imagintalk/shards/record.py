@@ -27,7 +27,9 @@ import soundfile as sf
 from imagintalk.errors import CorpusLayoutError, MediaError
 
 # field -> (dtype, rank) for the arrays; shapes relative to T (video frames at 25 fps):
-# lips T×96×96, identity 128, speaker 256, mel 80×4T, units 2T, codes L×2T, mouth T.
+# lips T×96×96, identity 128, speaker 256, mel 80×4T, units 2T, codes L×2T, mouth T,
+# landmarks T×136 (mean-face coordinates, NaN rows where the face was lost: the expression
+# model's input, see imagintalk.preprocess.expression_features).
 ARRAY_FIELDS: dict[str, tuple[np.dtype, int]] = {
     "lips.npy": (np.dtype(np.uint8), 3),
     "identity.npy": (np.dtype(np.float32), 1),
@@ -36,6 +38,7 @@ ARRAY_FIELDS: dict[str, tuple[np.dtype, int]] = {
     "units.npy": (np.dtype(np.int16), 1),
     "codes.npy": (np.dtype(np.int16), 2),
     "mouth.npy": (np.dtype(np.float32), 1),
+    "landmarks.npy": (np.dtype(np.float16), 2),
 }
 JSON_FIELDS = ("emotion.json", "meta.json")
 FIELDS: tuple[str, ...] = (*ARRAY_FIELDS, "face.jpg", "audio.flac", *JSON_FIELDS)
@@ -56,6 +59,7 @@ class ShardRecord:
     audio: np.ndarray         # float32 (T·640,) 16 kHz mono
     mouth: np.ndarray         # float32 (T,) mouth-opening series (sync metrics)
     speaker: np.ndarray       # float32 (256,) GE2E speaker embedding of ``audio`` (c_id's target)
+    landmarks: np.ndarray     # float16 T×136 normalised face landmarks (NaN rows: face lost)
     meta: dict[str, Any] = field(default_factory=dict)
     sample_rate: int = 16000
 
@@ -171,11 +175,11 @@ def encode_record(rec: ShardRecord, jpeg_quality: int = 95) -> dict[str, Any]:
     arrays = {
         "lips.npy": rec.lips, "identity.npy": rec.identity, "mel.npy": rec.mel,
         "units.npy": rec.units, "codes.npy": rec.codes, "mouth.npy": rec.mouth,
-        "speaker.npy": rec.speaker,
+        "speaker.npy": rec.speaker, "landmarks.npy": rec.landmarks,
     }
     arrays = {k: _checked(k, v, rec.clip_id) for k, v in arrays.items()}
     expected = {"mel.npy": (1, 4 * t), "units.npy": (0, 2 * t), "codes.npy": (1, 2 * t),
-                "mouth.npy": (0, t)}
+                "mouth.npy": (0, t), "landmarks.npy": (0, t)}
     for name, (axis, length) in expected.items():
         if arrays[name].shape[axis] != length:
             raise MediaError(rec.clip_id, f"{name} has {arrays[name].shape[axis]} steps on axis "
@@ -215,5 +219,5 @@ def decode_record(sample: dict[str, Any]) -> ShardRecord:
         clip_id=key_to_clip_id(sample["__key__"]), lips=d["lips.npy"], face=d["face.jpg"],
         identity=d["identity.npy"], emotion=d["emotion.json"], mel=d["mel.npy"],
         units=d["units.npy"], codes=d["codes.npy"], audio=audio, mouth=d["mouth.npy"],
-        speaker=d["speaker.npy"], meta=d["meta.json"], sample_rate=sr,
+        speaker=d["speaker.npy"], landmarks=d["landmarks.npy"], meta=d["meta.json"], sample_rate=sr,
     )

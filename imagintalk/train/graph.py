@@ -4,7 +4,8 @@ registry read it at start-up).
 ``needs`` maps the part name :func:`imagintalk.models.stages.build_stage` expects to the registered
 stage that supplies it: the error detector starts from the trained lip aligner (frozen) and unit
 BERT; the style-DiT uses the trained refiner (``imagintalk-error_detector``: aligner + BERT +
-detector), frozen. ``codec``: the stage learns on the shards' codec decoder (the vocoder learns on
+detector) and the facial-expression model (its per-frame probabilities are c_emo's input), both
+frozen. ``codec``: the stage learns on the shards' codec decoder (the vocoder learns on
 decoded tokens, what it receives at inference). The pipeline's training stages and their DVC/Dagster dependencies
 (pipelines/registry.py), the training order, the CLI's choices and the k8s job waves (checked by
 tests) all derive from this table; nothing else lists them.
@@ -57,12 +58,13 @@ def holdout_split(speakers: Sequence[str], fraction: float) -> tuple[list[str], 
 
 
 STAGES: dict[str, StageSpec] = {
+    "expression": StageSpec("expression"),
     "vocoder": StageSpec("vocoder", audio=True, codec=True),
     "unit_bert": StageSpec("unit_bert"),
     "lip_aligner": StageSpec("lip_aligner", speakers="fit"),
     "error_detector": StageSpec("error_detector", needs={"lip_aligner": "lip_aligner", "unit_bert": "unit_bert"},
                                 speakers="held_out"),
-    "style_dit": StageSpec("style_dit", needs={"refiner": "error_detector"}),
+    "style_dit": StageSpec("style_dit", needs={"refiner": "error_detector", "expression": "expression"}),
 }
 
 

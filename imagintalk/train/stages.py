@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from imagintalk.config import LoaderConfig, Params
+from imagintalk.conventions import EMOTIONS
 from imagintalk.errors import ConfigError
 from imagintalk.models.config import ModelConfig
 from imagintalk.models.stages import build_stage as build_model_stage
@@ -37,6 +38,9 @@ def build_stage(stage: str, cfg: ModelConfig, deps: Mapping[str, nn.Module]) -> 
     if missing:
         raise ConfigError(stage, f"needs trained stage(s) {', '.join(missing)}")
     parts = {part: deps[registered] for part, registered in spec.needs.items()}
+    for part in parts.values():  # an expression model must speak the shards' emotion vocabulary
+        if hasattr(part, "check_vocabulary"):
+            part.check_vocabulary(EMOTIONS, f"shards' emotion vocabulary ({stage} stage)")
     if spec.codec:
         parts["codec"] = deps["codec"]
     return build_model_stage(stage, cfg, parts)
