@@ -27,6 +27,7 @@ from sample_media import PHOTOS, write_talking_clip  # noqa: E402
 
 from imagintalk.config import Params, load_params  # noqa: E402
 from imagintalk.corpora.manifest import ManifestRow, write_manifest  # noqa: E402
+from imagintalk.ray_session import start_ray  # noqa: E402
 from pipelines.shard import shard_manifest  # noqa: E402
 from pipelines.tokenizers import fit_codec, fit_unit_tokenizer  # noqa: E402
 
@@ -75,7 +76,7 @@ def main() -> None:
         fit_unit_tokenizer(manifest, tok, params)
         fit_codec(manifest, tok, params)
 
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        start_ray(num_cpus=2)
         try:
             shard_manifest(warm, str(root / "warm_out"), workers=2, params=params, tokenizer_dir=str(tok))
             rates, steady, hashes = {}, {}, {}

@@ -6,6 +6,10 @@ checks that the manifests use exactly these names.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from pydantic import Field
@@ -34,5 +38,31 @@ class Settings(BaseSettings):
     serve_port: int = Field(default=SERVE_PORT, alias="IMAGINTALK_SERVE_PORT")
 
 
+# Settings given explicitly by a caller (Dagster's resources) for the code it runs, in preference
+# to the environment, without changing the process's environment for anyone else.
+_GIVEN: ContextVar[dict[str, str] | None] = ContextVar("imagintalk_settings", default=None)
+
+
 def get_settings() -> Settings:
-    return Settings()
+    return Settings(**(_GIVEN.get() or {}))
+
+
+def given_setting(name: str) -> str | None:
+    """A setting given explicitly (``using_settings``) or by its environment variable; None when
+    neither (the caller then falls back to params.yaml rather than to Settings' local default)."""
+    alias = Settings.model_fields[name].alias
+    return (_GIVEN.get() or {}).get(name) or (os.environ.get(alias) if alias else None) or None
+
+
+@contextmanager
+def using_settings(**values: str | None) -> Iterator[Settings]:
+    """Run a block with these settings (field names: ``storage_root``, ``ray_address``,
+    ``mlflow_tracking_uri``, ...); empty values leave the environment's in place."""
+    unknown = set(values) - set(Settings.model_fields)
+    if unknown:
+        raise TypeError(f"unknown settings {sorted(unknown)}")
+    token = _GIVEN.set({**(_GIVEN.get() or {}), **{k: v for k, v in values.items() if v}})
+    try:
+        yield get_settings()
+    finally:
+        _GIVEN.reset(token)

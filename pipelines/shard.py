@@ -9,7 +9,6 @@ index + quarantine table. Same manifest, params and seeds → same bytes → sam
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from collections import defaultdict
@@ -23,7 +22,8 @@ from imagintalk import PIPELINE_VERSION, storage
 from imagintalk.config import Params, load_params
 from imagintalk.corpora.manifest import ManifestRow, read_manifest
 from imagintalk.errors import ConfigError
-from imagintalk.settings import ENV_RAY_ADDRESS
+from imagintalk.ray_session import start_ray
+from imagintalk.settings import get_settings
 from imagintalk.shards.index import build_index, invalidate_index, quarantine_rows, write_index
 from imagintalk.shards.process import (
     TOKENIZER_FILES,
@@ -192,7 +192,7 @@ class _FirstItemTimer:
 def _wants_ray(workers: int) -> bool:
     """Ray for more than one worker, for a cluster (RAY_ADDRESS), or when the caller started Ray;
     one local worker runs in-process (no ~30 s Ray start-up for small jobs and tests)."""
-    if workers > 1 or os.environ.get(ENV_RAY_ADDRESS):
+    if workers > 1 or get_settings().ray_address:
         return True
     import ray
 
@@ -206,19 +206,12 @@ def _run_ray(rows: Sequence[ManifestRow], workers: int, params: Params,
         return
     import ray
 
-    started_here = False
-    if not ray.is_initialized():
-        address = os.environ.get(ENV_RAY_ADDRESS)
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        started_here = True
+    started_here = start_ray(num_cpus=workers)
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # our own tqdm counts clips
         ds = ray.data.from_items([manifest_row_dict(r) for r in rows], override_num_blocks=len(rows))
-        ds = ds.map(RayClipMapper, concurrency=workers, num_cpus=1, fn_constructor_kwargs={
+        ds = ds.map(RayClipMapper, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, fn_constructor_kwargs={
             "params": params, "tokenizer_blobs": blobs})
         for row in ds.iter_rows():
             yield ClipOutcome.from_row(row)

@@ -4,6 +4,7 @@ tiny SynthTalk through the same stage functions; the audit checks gate; the sens
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,8 +64,12 @@ def test_data_assets_materialize_and_audit_checks_pass(tmp_path):
     assert checks == {GX_CHECK: True}
     index = json.loads((tmp_path / "data/datasets/synthtalk/shards/index.json").read_text())
     assert index["content_hash"] and sum(s["n_samples"] for s in index["splits"].values()) == 6
-    mats = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert set(DATA_ASSETS) == mats
+    events = {e.asset_key.to_user_string(): e.materialization for e in result.get_asset_materialization_events()}
+    assert set(DATA_ASSETS) == set(events)
+    # the data version Dagster compares for staleness is the shard index's content hash
+    assert events["shard"].tags["dagster/data_version"] == index["content_hash"]
+    assert "dagster/code_version" in events["shard"].tags
+    assert "IMAGINTALK_STORAGE_ROOT" not in os.environ  # resources were given to the stages, not exported
 
 
 def test_failed_blocking_audit_stops_downstream(tmp_path):

@@ -1,6 +1,7 @@
 """Resources chosen per environment: storage root (local or s3://), Ray (local or an address),
-MLflow (tracking URI), and the params file. Each exports its setting to the environment the stage
-functions read (imagintalk/settings.py), so the stage code is the same under CLI, DVC and Dagster."""
+MLflow (tracking URI), and the params file. The assets hand them to the stage functions as
+explicit settings for the duration of the call (``imagintalk.settings.using_settings``), so the
+stage code is the same under CLI, DVC and Dagster and the process environment is left alone."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ class StorageResource(dg.ConfigurableResource):
 
     root: str = "artifacts"
 
-    def apply(self) -> None:
-        os.environ[ENV_STORAGE_ROOT] = self.root
+    def settings(self) -> dict[str, str]:
+        return {"storage_root": self.root}
 
 
 class RayResource(dg.ConfigurableResource):
@@ -26,17 +27,15 @@ class RayResource(dg.ConfigurableResource):
 
     address: str = ""
 
-    def apply(self) -> None:
-        if self.address:
-            os.environ[ENV_RAY_ADDRESS] = self.address
+    def settings(self) -> dict[str, str]:
+        return {"ray_address": self.address}
 
 
 class MLflowResource(dg.ConfigurableResource):
-    tracking_uri: str = ""  # empty = sqlite mlflow.db in the working directory
+    tracking_uri: str = ""  # empty = $MLFLOW_TRACKING_URI, else sqlite mlflow.db in the working directory
 
-    def apply(self) -> None:
-        if self.tracking_uri:
-            os.environ[ENV_MLFLOW_TRACKING_URI] = self.tracking_uri
+    def settings(self) -> dict[str, str]:
+        return {"mlflow_tracking_uri": self.tracking_uri}
 
 
 class ParamsResource(dg.ConfigurableResource):
@@ -44,6 +43,11 @@ class ParamsResource(dg.ConfigurableResource):
 
     def load(self) -> Params:
         return load_params(self.path or None)
+
+
+def stage_settings(*resources: StorageResource | RayResource | MLflowResource) -> dict[str, str]:
+    """The settings the resources give a stage function (empty values leave the environment's)."""
+    return {k: v for r in resources for k, v in r.settings().items()}
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:

@@ -111,8 +111,11 @@ class ImaginTalkModel(mlflow.pyfunc.PythonModel):
                         lost, inputs.n_frames)
         return out.waveforms[0, : int(out.lengths[0])].cpu().numpy().astype(np.float32)
 
-    def predict(self, context, model_input, params=None):  # untyped: MLflow infers no signature from hints
-        """One waveform (float32 numpy, model sample rate) per requested video."""
+    def predict(self, context: Any, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> list[np.ndarray]:
+        """One waveform (float32 numpy, model sample rate) per requested video: rows of a DataFrame
+        (``video``, optional ``emotion``), or a path or list of paths. ``pd.DataFrame`` is a hint
+        MLflow accepts without inferring a schema from it, so the paths pass unvalidated too."""
         return [self.generate(video_inputs(path, self.params), emotion, params)
                 for path, emotion in _requests(model_input)]
 

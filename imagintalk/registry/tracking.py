@@ -58,6 +58,14 @@ def client(uri: str | None = None) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def ui_url(fragment: str, uri: str | None = None) -> str:
+    """A page of the MLflow UI (``fragment`` such as ``runs/<id>`` or ``models/<name>/versions/<v>``):
+    on the tracking server itself, or on a local ``mlflow ui`` (default port) over a file/SQLite store."""
+    uri = uri or tracking_uri()
+    base = uri.rstrip("/") if uri.startswith("http") else "http://127.0.0.1:5000"
+    return f"{base}/#/{fragment}"
+
+
 def experiment_name(stage: str) -> str:
     return f"{EXPERIMENT_PREFIX}{stage}"
 

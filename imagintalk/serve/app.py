@@ -29,6 +29,7 @@ from ray import serve
 from imagintalk.config import Params
 from imagintalk.emotions import emotion_override
 from imagintalk.errors import ImaginTalkError
+from imagintalk.ray_session import start_ray
 
 HEALTH_PATH = "/healthz"
 SPEAK_PATH = "/speak"
@@ -102,10 +103,7 @@ def build_app(model_uri: str, params: Params) -> serve.Application:
 
 def start_server(model_uri: str, params: Params, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Start (non-blocking) on local Ray, or the cluster named by RAY_ADDRESS."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False)
+    start_ray()
     serve.start(http_options={"host": host, "port": port})
     serve.run(build_app(model_uri, params), name=APP_NAME, route_prefix="/", blocking=False)
 

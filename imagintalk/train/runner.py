@@ -39,6 +39,7 @@ from torch import nn
 from imagintalk import storage
 from imagintalk.config import Params, TrainConfig
 from imagintalk.errors import ConfigError, ImaginTalkError
+from imagintalk.ray_session import start_ray
 from imagintalk.registry import tracking
 from imagintalk.registry.stage_models import (
     MODEL_CONFIG_ARTIFACT,
@@ -135,21 +136,13 @@ def check_resumable(plan: JobPlan, params: Params) -> int:
 
 def ensure_ray(params: Params) -> None:
     """Connect to ``RAY_ADDRESS`` or start a local Ray sized for the job (once per process)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = get_settings().ray_address
-    if address:
-        ray.init(address=address, log_to_driver=True)
-        return
     t = params.train
     needed = t.num_workers * t.cpus_per_worker
-    # Worker logs stay in Ray's session logs: without the dashboard (not installed) Ray Train's
-    # placement-group cleaner floods the driver with state-API warnings. Progress comes from the
-    # MLflow metrics instead (:class:`_Progress`), failures from the raised error.
-    ray.init(num_cpus=max(t.ray_num_cpus or os.cpu_count() or 1, needed), include_dashboard=False,
-             log_to_driver=False)
+    # Locally, worker logs stay in Ray's session logs: without the dashboard (not installed) Ray
+    # Train's placement-group cleaner floods the driver with state-API warnings. Progress comes
+    # from the MLflow metrics instead (:class:`_Progress`), failures from the raised error.
+    start_ray(num_cpus=max(t.ray_num_cpus or os.cpu_count() or 1, needed),
+              log_to_driver=bool(get_settings().ray_address))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,35 @@
+"""The one place a process starts or joins Ray (sharding's Ray Data pool, Ray Train jobs, Ray Serve).
+
+Authentication is configured explicitly: a local Ray runs with token authentication, which is
+Ray's own default for a new cluster; saying so (``RAY_AUTH_MODE``, the only way Ray reads it)
+keeps the guarantee and drops the notice Ray prints on every start when the mode is left unset.
+A deployment that wants another mode sets ``RAY_AUTH_MODE`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from imagintalk.settings import get_settings
+
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+DEFAULT_AUTH_MODE = "token"
+
+
+def start_ray(num_cpus: int | None = None, *, log_to_driver: bool = False, **init_kwargs: Any) -> bool:
+    """Join the cluster at the ``RAY_ADDRESS`` setting, else start a local Ray of ``num_cpus``
+    (None: all cores) without the dashboard. Returns False when Ray was already up in this process
+    (nothing done), True when this call started or joined it (the caller may shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault(AUTH_MODE_ENV, DEFAULT_AUTH_MODE)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = get_settings().ray_address
+    if address:
+        ray.init(address=address, log_to_driver=log_to_driver, **init_kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver, **init_kwargs)
+    return True
