@@ -25,7 +25,11 @@ def start_ray(num_cpus: int | None = None, *, log_to_driver: bool = False, **ini
 
     if ray.is_initialized():
         return False
-    os.environ.setdefault(AUTH_MODE_ENV, DEFAULT_AUTH_MODE)
+    if AUTH_MODE_ENV not in os.environ:
+        os.environ[AUTH_MODE_ENV] = DEFAULT_AUTH_MODE
+        from ray._raylet import Config
+
+        Config.initialize("")  # Ray caches the mode at import; re-read it (as ray.init itself does)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = get_settings().ray_address
     if address:
