@@ -9,7 +9,7 @@ export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup demo test test-all bench lint clean dagster-ui mlflow-ui .uv-ready
+.PHONY: setup demo quality test test-all bench lint clean dagster-ui mlflow-ui .uv-ready
 
 .uv-ready:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv || \
@@ -29,6 +29,10 @@ setup: /usr/bin/espeak-ng $(VENV)/.installed
 
 demo: setup
 	$(PY) -m dagster_project.demo
+
+# the quality run (issue 12): synthtalk_large, 40 speakers x 24 clips, every stage, the oracle ladder
+quality: setup
+	$(PY) -m dagster_project.demo --corpus synthtalk_large
 
 test: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
