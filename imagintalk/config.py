@@ -470,12 +470,17 @@ class Params(Section):
         return for_corpus(self, corpus)
 
 
+def params_file(path: str | Path | None = None) -> Path:
+    """The params file read: ``path``, else ``$IMAGINTALK_PARAMS``, else the repo's params.yaml."""
+    return Path(path or os.environ.get(PARAMS_ENV) or DEFAULT_PARAMS)
+
+
 def load_params(path: str | Path | None = None) -> Params:
     """Read params.yaml (``$IMAGINTALK_PARAMS`` or the repo's) into typed sections.
 
     A missing file gives the defaults; a malformed file or unknown key raises ConfigError.
     """
-    path = Path(path or os.environ.get(PARAMS_ENV) or DEFAULT_PARAMS)
+    path = params_file(path)
     if not path.exists():
         return Params()
     try:

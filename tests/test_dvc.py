@@ -1,6 +1,7 @@
 """`dvc repro` runs the registry's stages through `python -m pipelines.run`; a second repro does
-nothing; `dvc push` sends the tracked data to the remote. Run on a copy of the repository with tiny
-params (the data half of the graph: corpus → audited shards)."""
+nothing; `dvc push` sends the tracked data to the remote; what Dagster materializes, DVC records
+(`dvc status` clean, `dvc repro` reruns nothing). Run on a copy of the repository with tiny params
+(the data half of the graph: corpus → audited shards)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_dvc_repro_twice_and_push(tmp_path):
+def _tiny_repo(tmp_path: Path) -> Path:
+    """A git + DVC copy of the repository whose params.yaml makes the data half tiny."""
     repo = tmp_path / "repo"
     _copy_repo(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -38,11 +40,15 @@ def test_dvc_repro_twice_and_push(tmp_path):
     params["tokenizer"]["k"] = 8
     params["codec"].update({"levels": 2, "codebook_size": 8})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc = str(Path(sys.executable).parent / "dvc")
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         assert _run(cmd, repo).returncode == 0
+    return repo
 
+
+def test_dvc_repro_twice_and_push(tmp_path):
+    repo = _tiny_repo(tmp_path)
+    dvc = str(Path(sys.executable).parent / "dvc")
     first = _run([dvc, "repro", TARGET], repo)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for stage in ("raw_corpus", "ingest", "audit_manifest", "fit_unit_tokenizer", "fit_codec", "shard", TARGET):
@@ -57,3 +63,40 @@ def test_dvc_repro_twice_and_push(tmp_path):
     push = _run([dvc, "push", "-r", "local"], repo)
     assert push.returncode == 0, push.stderr[-2000:]
     assert any((repo / ".dvc-remote").rglob("*")), "remote received nothing"
+
+
+def test_dagster_materialization_is_recorded_by_dvc(tmp_path, monkeypatch):
+    """Dagster materializes the first stages of the partition dvc.yaml describes; DVC then calls
+    them up to date (`dvc status` clean, `dvc repro` reruns nothing); stages Dagster did not run
+    stay changed; another partition is not DVC's to record."""
+    import dagster as dg
+
+    from dagster_project.defs.assets import ASSETS
+    from dagster_project.defs.dvc_sync import record_stage
+    from dagster_project.defs.resources import MLflowResource, ParamsResource, RayResource, StorageResource
+    from imagintalk.config import load_params
+
+    repo = _tiny_repo(tmp_path)
+    dvc = str(Path(sys.executable).parent / "dvc")
+    monkeypatch.chdir(repo)  # as `dagster dev` and `make demo` run: in the project root
+    monkeypatch.delenv("IMAGINTALK_PARAMS", raising=False)
+    done = ["raw_corpus", "ingest", "audit_manifest"]
+    res = {"storage": StorageResource(root=str(tmp_path / "artifacts")), "ray": RayResource(),
+           "mlflow": MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+           "params": ParamsResource(path=str(repo / "params.yaml"))}
+    result = dg.materialize([a for a in ASSETS if a.key.to_user_string() in done], partition_key="synthtalk",
+                            resources=res)
+    assert result.success
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert all(meta[s]["dvc"].text.startswith("committed") for s in done)
+    assert (repo / "dvc.lock").is_file()
+
+    status = _run([dvc, "status", *done], repo)
+    assert status.returncode == 0 and "up to date" in status.stdout, status.stdout
+    assert "fit_codec" in _run([dvc, "status", "fit_codec"], repo).stdout  # not run: still changed
+    again = _run([dvc, "repro", "audit_manifest"], repo)
+    assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout[-2000:]
+
+    params = load_params(repo / "params.yaml")
+    assert record_stage("ingest", "grid", repo / "params.yaml", params) is None  # not the DVC partition
+    assert record_stage("ingest", "synthtalk", tmp_path / "other.yaml", params) is None

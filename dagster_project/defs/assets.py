@@ -6,11 +6,14 @@ version (so staleness shows in the UI), metadata with MLflow links, and the chec
 carry a blocking asset check whose result is the GX suite's verdict, so a failed audit stops
 everything downstream with a report a person can read; the evaluation carries the gate's floors;
 any other result that stops a pipeline (a refused promotion, pipelines/outcome.py) fails the step.
+A stage of the partition dvc.yaml describes is committed to DVC as well (dvc_sync.py), so
+`dvc status` and `dvc repro` agree with Dagster about what is up to date.
 """
 
 import dagster as dg
 
 from dagster_project.defs.checks import CHECK_SPECS, FLOORS_CHECK, GX_CHECK, floors_check, gx_check
+from dagster_project.defs.dvc_sync import record_stage
 from dagster_project.defs.metadata import code_version, data_version, result_metadata
 from dagster_project.defs.partitions import corpus_partitions
 from dagster_project.defs.resources import (
@@ -45,6 +48,11 @@ def _make_asset(stage: Stage) -> dg.AssetsDefinition:
         reason = stop_reason(result)
         if reason is not None and not checks:  # a refused promotion fails the run, as it exits 1 elsewhere
             raise dg.Failure(description=reason, metadata=meta)
+        if reason is None:  # DVC records what Dagster made (dvc_sync.py), as `dvc repro` would have
+            recorded = record_stage(stage.name, context.partition_key, params.file(), prm)
+            if recorded is not None:
+                meta["dvc"] = recorded
+                (context.log.info if recorded.startswith("committed") else context.log.warning)(f"dvc: {recorded}")
         return dg.MaterializeResult(metadata=meta, check_results=checks or None, data_version=data_version(result))
 
     return _asset

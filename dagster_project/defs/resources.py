@@ -6,10 +6,11 @@ stage code is the same under CLI, DVC and Dagster and the process environment is
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 
-from imagintalk.config import Params, load_params
+from imagintalk.config import Params, load_params, params_file
 from imagintalk.settings import ENV_MLFLOW_TRACKING_URI, ENV_RAY_ADDRESS, ENV_STORAGE_ROOT
 
 
@@ -41,8 +42,11 @@ class MLflowResource(dg.ConfigurableResource):
 class ParamsResource(dg.ConfigurableResource):
     path: str = ""  # empty = $IMAGINTALK_PARAMS or the repo's params.yaml
 
+    def file(self) -> Path:
+        return params_file(self.path or None)
+
     def load(self) -> Params:
-        return load_params(self.path or None)
+        return load_params(self.file())
 
 
 def stage_settings(*resources: StorageResource | RayResource | MLflowResource) -> dict[str, str]:
