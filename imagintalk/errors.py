@@ -1,5 +1,11 @@
 """Typed errors. Each names the offending input and the reason in one line, so a batch job can
-quarantine the item with that reason and a CLI can print it and exit 1."""
+quarantine the item with that reason and a CLI can print it and exit 1.
+
+The class says what failed: the data (:class:`DataError`: a manifest, shard index or split that is
+missing, empty or inconsistent), a saved artefact (:class:`ArtifactError`: a checkpoint, tokenizer
+or model file that is missing, unreadable or does not match), the model registry
+(:class:`RegistryError`), a setting (:class:`ConfigError`), a media file (:class:`MediaError`), or
+the object store (:class:`StorageError`). All are picklable: Ray ships them from its workers."""
 
 from __future__ import annotations
 
@@ -49,6 +55,26 @@ class ConfigError(ImaginTalkError):
     """A configuration file or value is invalid."""
 
     kind = "config"
+
+
+class DataError(ImaginTalkError):
+    """The data a step reads is missing, empty or inconsistent: no manifest or dataset index, a
+    stale index, a split without shards or batches, too few frames to fit on."""
+
+    kind = "data"
+
+
+class ArtifactError(ImaginTalkError):
+    """A saved artefact (checkpoint, tokenizer, model file) is missing, unreadable, or does not
+    match what reads it; or a stage it needs has not made it yet."""
+
+    kind = "artifact"
+
+
+class RegistryError(ImaginTalkError):
+    """A registered model or version that a step needs is missing or unusable."""
+
+    kind = "registry"
 
 
 class StorageError(ImaginTalkError):

@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from imagintalk.config import Params, load_params
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ArtifactError, DataError
 from imagintalk.eval.catalog import ALIASES, tag_key
 
 EXPERIMENT = "imagintalk-evaluate"
@@ -61,7 +61,7 @@ def _resolve(model: str) -> str:
     p = Path(model)
     if model.endswith(".json"):
         if not p.is_file():
-            raise ConfigError(p, "no registered model record (run the register stage)")
+            raise ArtifactError(p, "no registered model record (run the register stage)")
         return json.loads(p.read_text())["uri"]
     return model
 
@@ -136,7 +136,7 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
         for v, outs in render_batch(net, batch, variants, ecfg).items():
             rendered[v] += outs
     if not clips:
-        raise ConfigError(shards, "no test split in the shards (the unseen-speaker protocol needs one)")
+        raise DataError(shards, "no test split in the shards (the unseen-speaker protocol needs one)")
     refs = References(clips)
     rows = {v: score_variant(clips, rendered[v], refs, emotion_judge)
             for v in tqdm(variants, desc="evaluate: judge", unit="variant")}

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from imagintalk import PIPELINE_VERSION, storage
 from imagintalk.config import Params, load_params
 from imagintalk.corpora.manifest import ManifestRow, read_manifest
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ConfigError, DataError
 from imagintalk.ray_session import start_ray
 from imagintalk.settings import get_settings
 from imagintalk.shards.index import build_index, invalidate_index, quarantine_rows, write_index
@@ -95,10 +95,10 @@ def shard_manifest(manifest: Path, out: str, workers: int | None = None, params:
         raise ConfigError(out, "the shard root must be a directory (it is a file)")
     rows = read_manifest(manifest)
     if not rows:
-        raise ConfigError(manifest, "manifest has no clips")
+        raise DataError(manifest, "manifest has no clips")
     by_id = {r.clip_id: r for r in rows}
     if len(by_id) != len(rows):
-        raise ConfigError(manifest, "clip_id is not unique")
+        raise DataError(manifest, "clip_id is not unique")
 
     blobs = (read_tokenizer_blobs(tokenizer_dir, scfg) if tokenizer_dir
              else fit_tokenizers(Path(manifest), rows, out, params))
@@ -154,7 +154,7 @@ def fit_tokenizers(manifest: Path, rows: Sequence[ManifestRow], out: str, params
     tok_url = storage.join(out, TOKENIZER_SUBDIR)
     train = sorted((r.clip_id, r.sha256) for r in rows if r.split == "train")
     if not train:
-        raise ConfigError(manifest, "no train clips to fit the unit tokenizer and codec on")
+        raise DataError(manifest, "no train clips to fit the unit tokenizer and codec on")
     record = {"train": sha256_json(train), "pipeline_version": PIPELINE_VERSION,
               "tokenizer": params.tokenizer.model_dump(mode="json"),
               "codec": params.codec.model_dump(mode="json"),

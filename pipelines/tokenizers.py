@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from imagintalk.config import Params, load_params
 from imagintalk.corpora.manifest import ManifestRow, read_manifest
-from imagintalk.errors import ConfigError, MediaError
+from imagintalk.errors import DataError, MediaError
 from imagintalk.features.audio import log_mel
 from imagintalk.media import read_audio
 from imagintalk.tokenizers import CODEC_FILE, UNIT_TOKENIZER_FILE, ResidualCodec, UnitTokenizer
@@ -66,7 +66,7 @@ def _split_rows(manifest: Path, split: str, seed: int) -> list[ManifestRow]:
 def _train_rows(manifest: Path, seed: int) -> list[ManifestRow]:
     rows = _split_rows(manifest, "train", seed)
     if not rows:
-        raise ConfigError(manifest, "no train-split clips to fit on")
+        raise DataError(manifest, "no train-split clips to fit on")
     return rows
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from imagintalk.config import Params
 from imagintalk.corpora.manifest import read_manifest
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ConfigError, DataError
 from pipelines.audit import audit_target
 from pipelines.cli import app
 from pipelines.ingest import ingest_corpus
@@ -39,7 +39,7 @@ def test_manifest_row_that_could_become_a_path_is_refused_naming_the_row(tmp_pat
     rows = clean_rows()
     rows[2] = replace(rows[2], **change)
     path = write(tmp_path, rows)
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(DataError) as err:
         read_manifest(path)
     assert str(path) in str(err.value) and "row " in err.value.reason and "\n" not in str(err.value)
     assert len(read_manifest(path, strict=False)) == len(rows)   # lenient read (audit) keeps every row
@@ -50,7 +50,7 @@ def test_string_typed_numeric_column_is_a_one_line_error(tmp_path):
     i = table.schema.get_field_index("duration_s")
     bad = table.set_column(i, "duration_s", pa.array([str(v) for v in table["duration_s"].to_pylist()]))
     pq.write_table(bad, tmp_path / "manifest.parquet")
-    with pytest.raises(ConfigError, match="column duration_s is string, expected double"):
+    with pytest.raises(DataError, match="column duration_s is string, expected double"):
         read_manifest(tmp_path / "manifest.parquet")
 
 

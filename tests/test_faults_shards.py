@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from imagintalk.config import Params, ShardConfig, load_params
 from imagintalk.corpora.manifest import write_manifest
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ConfigError, DataError
 from imagintalk.shards import encode_record, plan_shards, read_index, write_shard
 from imagintalk.shards.writer import ShardSpec, remove_stale_shards
 from pipelines.cli import app
@@ -75,7 +75,7 @@ def test_writer_refuses_paths_that_leave_the_root_by_dotdot_or_symlink(tmp_path,
 def test_plan_refuses_an_unsafe_corpus_name_or_an_unknown_split(tmp_path):
     rows = clean_rows()
     for bad in (replace(rows[0], corpus="a/../../b"), replace(rows[0], split="dev")):
-        with pytest.raises(ConfigError):
+        with pytest.raises(DataError):
             plan_shards([bad, *rows[1:]], 4, {})
 
 
@@ -142,7 +142,7 @@ def test_rerun_killed_midway_leaves_no_stale_index_and_the_next_run_cleans_up(ma
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert not (out / "index.json").exists()           # invalidated before the first changed tar
-    with pytest.raises(ConfigError, match="no dataset index"):
+    with pytest.raises(DataError, match="no dataset index"):
         read_index(str(out))
     leftovers = list(out.rglob(".*.tmp"))
     assert leftovers, "the kill should have left the staged second tar behind"
@@ -152,5 +152,5 @@ def test_rerun_killed_midway_leaves_no_stale_index_and_the_next_run_cleans_up(ma
     assert new["content_hash"] == again.content_hash and new["params_hash"] != old["params_hash"]
     tar = out / read_index(str(out))["shards"][0]["path"]
     tar.write_bytes(tar.read_bytes() + b"\0" * 512)    # a tar changed behind the index's back
-    with pytest.raises(ConfigError, match="stale index: shard .* has"):
+    with pytest.raises(DataError, match="stale index: shard .* has"):
         read_index(str(out))

@@ -12,7 +12,7 @@ from imagintalk.config import LoaderConfig, ShardConfig
 from imagintalk.corpora.manifest import ManifestRow
 from imagintalk.data import UNKNOWN_EMOTION, make_loader
 from imagintalk.emotions import EMOTION_INDEX
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ConfigError, DataError
 from imagintalk.shards import build_index, encode_record, plan_shards, write_shard
 from imagintalk.shards.index import write_index
 
@@ -125,9 +125,9 @@ def test_dataloader_workers_and_audio_and_explicit_urls(shard_root, tmp_path):
 
 def test_unknown_split_and_bad_worker_index_are_clear_errors(shard_root, tmp_path):
     root, _ = shard_root
-    with pytest.raises(ConfigError, match="no split 'test'"):
+    with pytest.raises(DataError, match="no split 'test'"):
         make_loader(root, "test", False, LoaderConfig())
-    with pytest.raises(ConfigError, match="no shards"):
+    with pytest.raises(DataError, match="no shards"):
         make_loader(str(tmp_path), "train", False, LoaderConfig())
     with pytest.raises(ConfigError):
         make_loader(root, "train", True, LoaderConfig(), shard_index=2, num_shards=2)
@@ -155,7 +155,7 @@ def test_sample_of_an_older_pipeline_without_speaker_embedding_is_a_clear_error(
 
     sample = encode_record(make_record("c/s0/00", 4, np.random.default_rng(0)))
     del sample["speaker.npy"]
-    with pytest.raises(ConfigError, match=r"c/s0/00.*no speaker\.npy.*shard the corpus again"):
+    with pytest.raises(DataError, match=r"c/s0/00.*no speaker\.npy.*shard the corpus again"):
         CropLips(88, False, 0, False)(sample)
 
 

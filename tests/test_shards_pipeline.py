@@ -160,12 +160,12 @@ def test_cli_shard_prints_one_summary_line_and_refuses_a_missing_manifest(first_
 
 def test_missing_tokenizer_artifacts_and_empty_manifest_are_one_line_errors(manifest, params, tmp_path):
     from imagintalk.corpora.manifest import write_manifest
-    from imagintalk.errors import ConfigError
+    from imagintalk.errors import ArtifactError, DataError
 
     (tmp_path / "tok").mkdir()
-    with pytest.raises(ConfigError, match="missing tokenizer artifacts"):
+    with pytest.raises(ArtifactError, match="missing tokenizer artifacts"):
         shard_manifest(manifest, str(tmp_path / "o"), params=params, tokenizer_dir=str(tmp_path / "tok"))
     empty = write_manifest([], tmp_path / "empty.parquet")
-    with pytest.raises(ConfigError, match="no clips"):
+    with pytest.raises(DataError, match="no clips"):
         shard_manifest(empty, str(tmp_path / "o"), params=params)
     assert not (tmp_path / "o").exists()

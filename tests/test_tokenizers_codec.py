@@ -9,7 +9,7 @@ import soundfile as sf
 from sample_media import espeak
 
 from imagintalk.config import AudioFeatureConfig, CodecConfig
-from imagintalk.errors import ConfigError
+from imagintalk.errors import DataError
 from imagintalk.features.audio import griffin_lim, log_mel
 from imagintalk.media import write_audio
 from imagintalk.tokenizers import ResidualCodec
@@ -94,7 +94,7 @@ def test_fewer_levels_decode_from_a_prefix(codec, mels):
 def test_levels_beyond_twelve_are_refused():
     with pytest.raises(ValueError):
         CodecConfig(levels=13)
-    with pytest.raises(ConfigError, match="fewer than the 4096 clusters"):
+    with pytest.raises(DataError, match="fewer than the 4096 clusters"):
         ResidualCodec.fit([np.zeros((80, 40), np.float32)], CodecConfig(levels=1, codebook_size=4096))
 
 

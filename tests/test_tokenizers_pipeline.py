@@ -8,7 +8,7 @@ from sample_media import espeak
 
 from imagintalk.config import CodecConfig, Params, TokenizerConfig
 from imagintalk.corpora.manifest import ManifestRow, write_manifest
-from imagintalk.errors import ConfigError
+from imagintalk.errors import DataError
 from imagintalk.media import write_mp4
 from imagintalk.tokenizers import ResidualCodec, UnitTokenizer
 from pipelines.tokenizers import fit_codec, fit_unit_tokenizer
@@ -79,5 +79,5 @@ def test_max_frames_stops_reading_early(corpus, tmp_path):
 def test_manifest_without_train_clips_is_refused(corpus, tmp_path):
     _, rows = corpus
     manifest = write_manifest([r for r in rows if r.split != "train"], tmp_path / "m.parquet")
-    with pytest.raises(ConfigError, match="no train-split clips"):
+    with pytest.raises(DataError, match="no train-split clips"):
         fit_codec(manifest, tmp_path / "c", PARAMS)

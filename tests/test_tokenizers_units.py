@@ -12,7 +12,7 @@ import torchaudio
 from sample_media import espeak
 
 from imagintalk.config import TokenizerConfig
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ArtifactError, ConfigError, DataError
 from imagintalk.tokenizers import UnitTokenizer
 from imagintalk.tokenizers.extractors import load_ssl_checkpoint
 
@@ -81,7 +81,7 @@ def test_edited_artifact_is_refused(mfcc_tok, tmp_path):
     meta = json.loads(path.with_suffix(".json").read_text())
     meta["k"] = 17
     path.with_suffix(".json").write_text(json.dumps(meta))
-    with pytest.raises(ConfigError, match="does not match its recorded version"):
+    with pytest.raises(ArtifactError, match="does not match its recorded version"):
         UnitTokenizer.load(path)
 
 
@@ -92,7 +92,7 @@ def test_max_frames_caps_the_training_set(audios):
 
 
 def test_more_clusters_than_frames_is_a_config_error(audios):
-    with pytest.raises(ConfigError, match="fewer than the 500 clusters"):
+    with pytest.raises(DataError, match="fewer than the 500 clusters"):
         UnitTokenizer.fit(audios[:1], TokenizerConfig(k=500))
 
 
@@ -124,21 +124,21 @@ def test_hubert_features_from_a_local_checkpoint(tmp_path, audios, pretrain):
     assert np.array_equal(loaded.encode(audios[2]), u)
     torch.save({"arch": "hubert", "config": {**TINY, "aux_num_out": None},
                 "state_dict": torchaudio.models.wav2vec2_model(**TINY, aux_num_out=None).state_dict()}, ckpt)
-    with pytest.raises(ConfigError, match="differs from the one the tokenizer was fitted with"):
+    with pytest.raises(ArtifactError, match="differs from the one the tokenizer was fitted with"):
         UnitTokenizer.load(path).encode(audios[2])
 
 
 def test_bad_checkpoints_are_config_errors(tmp_path):
     missing = tmp_path / "nope.pt"
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ArtifactError, match="does not exist"):
         load_ssl_checkpoint(str(missing))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match="not a torch checkpoint"):
+    with pytest.raises(ArtifactError, match="not a torch checkpoint"):
         load_ssl_checkpoint(str(junk))
     bare = tmp_path / "bare.pt"
     torch.save(torchaudio.models.wav2vec2_model(**TINY, aux_num_out=None).state_dict(), bare)
-    with pytest.raises(ConfigError, match="matches no torchaudio factory"):
+    with pytest.raises(ArtifactError, match="matches no torchaudio factory"):
         load_ssl_checkpoint(str(bare))
     with pytest.raises(ConfigError, match="need a local checkpoint"):
         UnitTokenizer.fit([np.zeros(6400, np.float32)], TokenizerConfig(k=2, features="hubert"))

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from imagintalk import storage
 from imagintalk.config import StorageConfig
 from imagintalk.corpora.manifest import read_manifest_frame, read_quarantine
-from imagintalk.errors import ConfigError, CorpusLayoutError
+from imagintalk.errors import CorpusLayoutError, DataError
 from imagintalk.shards.index import INDEX_NAME, QUARANTINE_NAME
 from imagintalk.shards.record import key_to_clip_id
 
@@ -66,7 +66,7 @@ def is_manifest_target(target: str) -> bool:
 
 
 def load_manifest_tables(path: str | Path) -> ManifestTables:
-    """The manifest and its quarantine table; ConfigError for a missing or unreadable manifest."""
+    """The manifest and its quarantine table; DataError for a missing or unreadable manifest."""
     clips = read_manifest_frame(path)
     quarantine = quarantine_frame([(q.path, q.kind, q.reason) for q in read_quarantine(path)])
     return ManifestTables(clips=clips, quarantine=quarantine)
@@ -245,7 +245,7 @@ def _read_json(url: str, cfg: StorageConfig | None) -> Any:
     except json.JSONDecodeError as exc:
         raise CorpusLayoutError(url, f"not valid JSON (line {exc.lineno})") from exc
     except FileNotFoundError as exc:
-        raise ConfigError(url, "does not exist") from exc
+        raise DataError(url, "does not exist") from exc
 
 
 def _as_int(value: Any) -> int | None:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from imagintalk.conventions import MEDIA_SUFFIXES, SPLITS, VIDEO_SUFFIXES
-from imagintalk.errors import ConfigError
+from imagintalk.errors import DataError
 
 # A corpus name becomes a directory of the shard root: letters, digits, '_', '-', '.' (not first).
 # Speaker and clip names become parts of clip ids and WebDataset keys: any single path segment
@@ -127,30 +127,30 @@ def write_manifest(rows: list[ManifestRow], path: str | Path,
 
 
 def read_manifest(path: str | Path, strict: bool = True) -> list[ManifestRow]:
-    """The rows of a manifest; ConfigError naming the manifest for an unreadable file, a missing
+    """The rows of a manifest; DataError naming the manifest for an unreadable file, a missing
     or wrongly typed column and, when ``strict``, for any row ``row_problem`` refuses (every
     stage that turns rows into files reads strictly; the audit reads leniently to report them)."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(path, "manifest does not exist")
+        raise DataError(path, "manifest does not exist")
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise ConfigError(path, f"not a readable parquet manifest ({exc.__class__.__name__})") from exc
+        raise DataError(path, f"not a readable parquet manifest ({exc.__class__.__name__})") from exc
     missing = set(MANIFEST_SCHEMA.names) - set(table.column_names)
     if missing:
-        raise ConfigError(path, f"manifest lacks columns {sorted(missing)}")
+        raise DataError(path, f"manifest lacks columns {sorted(missing)}")
     for want in MANIFEST_SCHEMA:
         have = table.schema.field(want.name).type
         if not (pa.types.is_null(have) or _same_kind(have, want.type)):
-            raise ConfigError(path, f"column {want.name} is {have}, expected {want.type}")
+            raise DataError(path, f"column {want.name} is {have}, expected {want.type}")
     rows = [ManifestRow(**{k: r[k] for k in MANIFEST_SCHEMA.names}) for r in table.to_pylist()]
     if strict:
         bad = [(i, r, p) for i, r in enumerate(rows) if (p := row_problem(r))]
         if bad:
             i, r, reason = bad[0]
             more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
-            raise ConfigError(path, f"row {i} ({r.clip_id!r}): {reason}{more}")
+            raise DataError(path, f"row {i} ({r.clip_id!r}): {reason}{more}")
     return rows
 
 

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from imagintalk import storage
 from imagintalk.config import LoaderConfig, StorageConfig
 from imagintalk.conventions import EMOTION_INDEX, UNKNOWN_EMOTION
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ConfigError, DataError
 from imagintalk.shards.index import INDEX_NAME, shard_urls
 from imagintalk.shards.record import decode_field, key_to_clip_id
 
@@ -55,7 +55,7 @@ def resolve_shards(root_or_urls: str | Sequence[str], split: str,
     else:
         urls = storage.glob(storage.join(root_or_urls, "*", split, f"{split}-*.tar"), storage_cfg)
     if not urls:
-        raise ConfigError(str(root_or_urls), f"no shards for split {split!r}")
+        raise DataError(str(root_or_urls), f"no shards for split {split!r}")
     return urls
 
 
@@ -101,7 +101,7 @@ class CropLips:
 
 def _member(sample: dict[str, Any], name: str) -> bytes:
     if name not in sample:
-        raise ConfigError(key_to_clip_id(sample["__key__"]), f"sample has no {name} (shards of an older "
+        raise DataError(key_to_clip_id(sample["__key__"]), f"sample has no {name} (shards of an older "
                                                               "pipeline version: shard the corpus again)")
     return sample[name]
 

@@ -13,15 +13,9 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from imagintalk.errors import ImaginTalkError
+from imagintalk.errors import RegistryError  # one taxonomy (imagintalk.errors); callers import it from here too
 
 LATEST = "latest"
-
-
-class RegistryError(ImaginTalkError):
-    """A registered model or version that a step needs is missing or unusable."""
-
-    kind = "registry"
 
 
 @dataclass(frozen=True)

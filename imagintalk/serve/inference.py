@@ -15,7 +15,7 @@ import numpy as np
 
 from imagintalk.config import Params
 from imagintalk.corpora.checks import inspect_media
-from imagintalk.errors import ConfigError, ImaginTalkError, MediaError
+from imagintalk.errors import ImaginTalkError, MediaError, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Speaker:
         except MlflowException as exc:
             reason = ("no champion registered: run `make demo` or train, evaluate and `imagintalk promote`"
                       if "champion" in model_uri else f"model not found ({exc.error_code})")
-            raise ConfigError(model_uri, reason) from exc
+            raise RegistryError(model_uri, reason) from exc
         self.model_uri = model_uri
         self.params = params
 

@@ -17,7 +17,7 @@ from typing import Any
 from imagintalk import storage
 from imagintalk.config import StorageConfig
 from imagintalk.conventions import INDEX_NAME, QUARANTINE_NAME
-from imagintalk.errors import ConfigError
+from imagintalk.errors import DataError
 from imagintalk.shards.record import dump_json
 
 VERSION_KEYS = ("pipeline_version", "tokenizer_version", "codec_version")
@@ -87,14 +87,14 @@ def invalidate_index(root: str, cfg: StorageConfig | None = None) -> None:
 
 def read_index(root: str, cfg: StorageConfig | None = None, verify: bool = True) -> dict[str, Any]:
     """The index of ``root``; with ``verify``, every shard it lists must exist with the size it
-    recorded (one listing of the root), else ConfigError: a stale index never names the data."""
+    recorded (one listing of the root), else DataError: a stale index never names the data."""
     url = storage.join(root, INDEX_NAME)
     if not storage.exists(url, cfg):
-        raise ConfigError(url, "no dataset index (run `imagintalk shard` first)")
+        raise DataError(url, "no dataset index (run `imagintalk shard` first)")
     try:
         index = json.loads(storage.read_text(url, cfg))
     except json.JSONDecodeError as exc:
-        raise ConfigError(url, f"index is not valid JSON ({exc.msg})") from exc
+        raise DataError(url, f"index is not valid JSON ({exc.msg})") from exc
     if verify:
         verify_index(root, index, cfg)
     return index
@@ -109,7 +109,7 @@ def verify_index(root: str, index: dict[str, Any], cfg: StorageConfig | None = N
         size = sizes.get(s["path"])
         if size != s["size"]:
             what = "is missing" if size is None else f"has {size} bytes, the index says {s['size']}"
-            raise ConfigError(storage.join(root, INDEX_NAME),
+            raise DataError(storage.join(root, INDEX_NAME),
                               f"stale index: shard {s['path']} {what} (rerun `imagintalk shard`)")
 
 
@@ -127,7 +127,7 @@ def shard_urls(root: str, split: str, cfg: StorageConfig | None = None,
     """
     index = index if index is not None else read_index(root, cfg)
     if split not in index["splits"]:
-        raise ConfigError(storage.join(root, INDEX_NAME),
+        raise DataError(storage.join(root, INDEX_NAME),
                           f"no split {split!r} (have {sorted(index['splits'])})")
     empty = {s["path"] for s in index.get("shards", []) if s.get("n_samples") == 0}
     return [storage.join(root, *p.split("/")) for p in index["splits"][split]["shards"] if p not in empty]

@@ -27,7 +27,7 @@ from imagintalk import PIPELINE_VERSION
 from imagintalk.config import Params, StorageConfig
 from imagintalk.conventions import CODEC_FILE, TOKENIZER_FILES, UNIT_TOKENIZER_FILE
 from imagintalk.corpora.manifest import ManifestRow
-from imagintalk.errors import ImaginTalkError
+from imagintalk.errors import ArtifactError, ImaginTalkError
 from imagintalk.shards.record import ShardRecord, clip_id_to_key, encode_record, to_jsonable
 
 log = logging.getLogger(__name__)
@@ -70,12 +70,11 @@ def tokenizer_files(names: list[str]) -> list[str]:
 def read_tokenizer_blobs(tokenizer_dir: str | Path, cfg: StorageConfig | None = None) -> dict[str, bytes]:
     """All artifact files of a tokenizer directory (local or s3://) as bytes."""
     from imagintalk import storage
-    from imagintalk.errors import ConfigError
 
     names = [u.rstrip("/").rsplit("/", 1)[-1] for u in storage.glob(storage.join(tokenizer_dir, "*"), cfg)]
     missing = [f for f in TOKENIZER_FILES if f not in names]
     if missing:
-        raise ConfigError(str(tokenizer_dir), f"missing tokenizer artifacts {missing}")
+        raise ArtifactError(str(tokenizer_dir), f"missing tokenizer artifacts {missing}")
     return {n: storage.read_bytes(storage.join(tokenizer_dir, n), cfg) for n in tokenizer_files(names)}
 
 

@@ -27,7 +27,7 @@ from imagintalk import storage
 from imagintalk.config import ShardConfig, StorageConfig
 from imagintalk.conventions import INDEX_NAME, QUARANTINE_NAME, SPLITS
 from imagintalk.corpora.manifest import ManifestRow, name_problem
-from imagintalk.errors import ConfigError
+from imagintalk.errors import DataError
 from imagintalk.shards.record import clip_id_to_key, dump_json
 
 SHARD_DIGITS = 6
@@ -79,7 +79,7 @@ def plan_shards(rows: Sequence[ManifestRow], samples_per_shard: int,
         problem = name_problem("corpus", corpus) or (
             None if split in SPLITS else f"split {split!r} is not one of {list(SPLITS)}")
         if problem:   # both become directories under the shard root
-            raise ConfigError(members[0].clip_id, problem)
+            raise DataError(members[0].clip_id, problem)
         for number, start in enumerate(range(0, len(members), samples_per_shard)):
             chunk = members[start:start + samples_per_shard]
             inputs = [[r.clip_id, r.sha256] for r in chunk]

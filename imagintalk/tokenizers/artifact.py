@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ArtifactError
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # Metadata that says where things are on this machine, not what the artifact is: kept out of the
@@ -49,7 +49,7 @@ def save_artifact(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[st
     """Write ``path`` (.npz) and its .json sidecar atomically; returns the content version."""
     path = Path(path)
     if path.suffix != ".npz":
-        raise ConfigError(path, "tokenizer artifacts are .npz files")
+        raise ArtifactError(path, "tokenizer artifacts are .npz files")
     path.parent.mkdir(parents=True, exist_ok=True)
     version = content_version(arrays, meta)
     buf = io.BytesIO()
@@ -69,15 +69,15 @@ def load_artifact(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, An
     path = Path(path)
     meta_path = json_path(path)
     if not path.exists() or not meta_path.exists():
-        raise ConfigError(path, "tokenizer artifact missing (needs .npz and .json)")
+        raise ArtifactError(path, "tokenizer artifact missing (needs .npz and .json)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ConfigError(path, f"unreadable tokenizer artifact ({exc.__class__.__name__})") from exc
+        raise ArtifactError(path, f"unreadable tokenizer artifact ({exc.__class__.__name__})") from exc
     if content_version(arrays, meta) != meta.get("version"):
-        raise ConfigError(path, "content does not match its recorded version (edited or mixed files)")
+        raise ArtifactError(path, "content does not match its recorded version (edited or mixed files)")
     return arrays, meta
 
 

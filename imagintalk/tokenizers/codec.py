@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from imagintalk.config import CodecConfig
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ArtifactError, DataError
 from imagintalk.features.audio import stack_pairs, unstack_pairs
 from imagintalk.tokenizers.artifact import content_version, load_artifact, save_artifact
 from imagintalk.tokenizers.kmeans import assign, cap_rows, fit_kmeans
@@ -54,7 +54,7 @@ class ResidualCodec:
         chunks = [_frames(m) for m in mels]
         chunks = [c for c in chunks if len(c)]
         if not chunks:
-            raise ConfigError("codec", "no mel frames to fit the codec on")
+            raise DataError("codec", "no mel frames to fit the codec on")
         n_seen = sum(len(c) for c in chunks)
         x = cap_rows(np.concatenate(chunks), cfg.max_frames, cfg.seed)
         residual = x.astype(np.float64)
@@ -81,7 +81,7 @@ class ResidualCodec:
         """int16 (L, 2T) codes for an (n_mels, 4T) log-mel (float16 from the shards is fine)."""
         x = _frames(mel).astype(np.float64)
         if x.shape[1] != self.codebooks.shape[2] and len(x):
-            raise ConfigError("codec", f"mel has {x.shape[1] // 2} bands, the codec {self.codebooks.shape[2] // 2}")
+            raise ArtifactError("codec", f"mel has {x.shape[1] // 2} bands, the codec {self.codebooks.shape[2] // 2}")
         codes = np.zeros((self.levels, len(x)), np.int16)
         for level, book in enumerate(self.codebooks):
             if not len(x):
@@ -114,7 +114,7 @@ class ResidualCodec:
                 err[n - 1] += float(((self.decode(codes, n) - m) ** 2).sum())
             count += m.size
         if count == 0:
-            raise ConfigError("codec", "no mel frames to report on")
+            raise DataError("codec", "no mel frames to report on")
         return {n: float(err[n - 1] / count) for n in range(1, self.levels + 1)}
 
     def save(self, path: str | Path) -> Path:
@@ -125,5 +125,5 @@ class ResidualCodec:
     def load(cls, path: str | Path) -> ResidualCodec:
         arrays, meta = load_artifact(path)
         if meta.get("kind") != KIND:
-            raise ConfigError(path, f"not a residual codec artifact (kind {meta.get('kind')!r})")
+            raise ArtifactError(path, f"not a residual codec artifact (kind {meta.get('kind')!r})")
         return cls(arrays["codebooks"], {k: v for k, v in meta.items() if k != "version"}, meta["version"])

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from imagintalk.config import AudioFeatureConfig
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ArtifactError, ConfigError
 from imagintalk.features.audio import deltas, frames_50hz, log_mel, mfcc
 from imagintalk.tokenizers.artifact import file_sha256
 
@@ -114,7 +114,7 @@ def load_ssl_checkpoint(path: str | Path):
     not served from the cache."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(p, "checkpoint file does not exist")
+        raise ArtifactError(p, "checkpoint file does not exist")
     return _load_ssl_checkpoint(str(p.resolve()), file_sha256(p))
 
 
@@ -127,9 +127,9 @@ def _load_ssl_checkpoint(path: str, sha256: str):
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle/zip/runtime errors for a bad file
-        raise ConfigError(p, f"not a torch checkpoint ({exc.__class__.__name__})") from exc
+        raise ArtifactError(p, f"not a torch checkpoint ({exc.__class__.__name__})") from exc
     if not isinstance(obj, dict):
-        raise ConfigError(p, "checkpoint must be a dict (state_dict or {config, state_dict})")
+        raise ArtifactError(p, "checkpoint must be a dict (state_dict or {config, state_dict})")
     models = torchaudio.models
     if "state_dict" in obj:
         state = _strip_pretrain_prefix(obj["state_dict"])
@@ -140,7 +140,7 @@ def _load_ssl_checkpoint(path: str, sha256: str):
         elif "factory" in obj:
             name = obj["factory"]
             if name not in _FACTORIES:
-                raise ConfigError(p, f"unknown torchaudio factory {name!r}")
+                raise ArtifactError(p, f"unknown torchaudio factory {name!r}")
             model = _build(p, getattr(models, name), state)
         else:
             model = _match_factory(p, state)
@@ -161,7 +161,7 @@ def _build(path: Path, factory, state: dict[str, Any]):
         model = factory()
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, KeyError, ValueError) as exc:
-        raise ConfigError(path, f"state_dict does not fit the model ({str(exc).splitlines()[0][:120]})") from exc
+        raise ArtifactError(path, f"state_dict does not fit the model ({str(exc).splitlines()[0][:120]})") from exc
     return model
 
 
@@ -171,7 +171,7 @@ def _match_factory(path: Path, state: dict[str, Any]):
     proj = state.get("encoder.feature_projection.projection.weight")
     layers = {k.split(".")[3] for k in state if k.startswith("encoder.transformer.layers.")}
     if proj is None or not layers:
-        raise ConfigError(path, "not a wav2vec 2.0 / HuBERT / WavLM state_dict")
+        raise ArtifactError(path, "not a wav2vec 2.0 / HuBERT / WavLM state_dict")
     dim, n_layers = int(proj.shape[0]), len(layers)
     dims = {"base": (768, 12), "large": (1024, 24), "xlarge": (1280, 48)}
     wavlm = any("rel_attn_embed" in k for k in state)
@@ -181,7 +181,7 @@ def _match_factory(path: Path, state: dict[str, Any]):
             continue
         try:
             return _build(path, getattr(torchaudio.models, name), state)
-        except ConfigError:
+        except ArtifactError:
             continue
-    raise ConfigError(path, f"state_dict (dim {dim}, {n_layers} layers) matches no torchaudio factory; "
+    raise ArtifactError(path, f"state_dict (dim {dim}, {n_layers} layers) matches no torchaudio factory; "
                             "save it as {'arch', 'config', 'state_dict'}")

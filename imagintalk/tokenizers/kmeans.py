@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from imagintalk.errors import ConfigError
+from imagintalk.errors import DataError
 
 
 def fit_kmeans(x: np.ndarray, k: int, seed: int, batch_size: int, max_iter: int, n_init: int,
@@ -21,7 +21,7 @@ def fit_kmeans(x: np.ndarray, k: int, seed: int, batch_size: int, max_iter: int,
 
     x = np.ascontiguousarray(x, np.float32)
     if len(x) < k:
-        raise ConfigError(what, f"{len(x)} training frames are fewer than the {k} clusters asked for")
+        raise DataError(what, f"{len(x)} training frames are fewer than the {k} clusters asked for")
     with threadpool_limits(limits=1):
         km = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=min(batch_size, len(x)),
                              max_iter=max_iter, n_init=n_init, compute_labels=False)

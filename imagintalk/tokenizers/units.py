@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from imagintalk.config import AudioFeatureConfig, TokenizerConfig
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ArtifactError, DataError
 from imagintalk.tokenizers.artifact import content_version, file_sha256, load_artifact, save_artifact
 from imagintalk.tokenizers.extractors import FeatureExtractor, make_extractor
 from imagintalk.tokenizers.kmeans import assign, cap_rows, fit_kmeans
@@ -50,7 +50,7 @@ class UnitTokenizer:
         chunks = [normalize_utterance(extractor(a).T, cfg.normalize) for a in audios]
         chunks = [c for c in chunks if len(c)]
         if not chunks:
-            raise ConfigError("tokenizer", "no audio frames to fit the unit tokenizer on")
+            raise DataError("tokenizer", "no audio frames to fit the unit tokenizer on")
         n_seen = sum(len(c) for c in chunks)
         x = cap_rows(np.concatenate(chunks).astype(np.float32), cfg.max_frames, cfg.seed)
         mean = x.mean(0).astype(np.float32)
@@ -77,9 +77,9 @@ class UnitTokenizer:
         if self._extractor is None:
             path = self.meta.get("checkpoint_path")
             if path is not None and not Path(path).is_file():
-                raise ConfigError(path, "the checkpoint this tokenizer was fitted with is missing")
+                raise ArtifactError(path, "the checkpoint this tokenizer was fitted with is missing")
             if path is not None and file_sha256(path) != self.meta["checkpoint_sha256"]:
-                raise ConfigError(path, "checkpoint differs from the one the tokenizer was fitted with")
+                raise ArtifactError(path, "checkpoint differs from the one the tokenizer was fitted with")
             self._extractor = make_extractor(self.meta["features"], AudioFeatureConfig(**self.meta["audio"]),
                                              path, self.meta.get("layer"))
         return self._extractor
@@ -105,7 +105,7 @@ class UnitTokenizer:
     def load(cls, path: str | Path) -> UnitTokenizer:
         arrays, meta = load_artifact(path)
         if meta.get("kind") != KIND:
-            raise ConfigError(path, f"not a unit tokenizer artifact (kind {meta.get('kind')!r})")
+            raise ArtifactError(path, f"not a unit tokenizer artifact (kind {meta.get('kind')!r})")
         return cls(arrays["centroids"], arrays["mean"], arrays["std"],
                    {k: v for k, v in meta.items() if k != "version"}, meta["version"])
 

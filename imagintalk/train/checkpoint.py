@@ -13,6 +13,7 @@ diffusion time steps, dropout) are the ones the uninterrupted run made.
 from __future__ import annotations
 
 import json
+import pickle
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from imagintalk.errors import ArtifactError
 
 MODEL_FILE = "model.pt"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -86,12 +89,22 @@ def save_checkpoint(directory: Path, rank: int, state: TrainState, position: Dat
         (directory / STATE_FILE).write_text(json.dumps(asdict(state), sort_keys=True))
 
 
+def _read(path: Path, weights_only: bool = False) -> Any:
+    """One checkpoint file; a missing, truncated or foreign file is an ArtifactError naming it."""
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
+        raise ArtifactError(path, f"unreadable checkpoint file ({exc.__class__.__name__})") from exc
+
+
 def read_state(directory: Path) -> TrainState:
-    return TrainState(**json.loads((directory / STATE_FILE).read_text()))
+    return TrainState(**_read(directory / STATE_FILE))
 
 
 def load_model_state(directory: Path, module: torch.nn.Module) -> None:
-    module.load_state_dict(torch.load(directory / MODEL_FILE, map_location="cpu", weights_only=True))
+    module.load_state_dict(_read(directory / MODEL_FILE, weights_only=True))
 
 
 def load_checkpoint(directory: Path, rank: int, module: torch.nn.Module,
@@ -101,11 +114,11 @@ def load_checkpoint(directory: Path, rank: int, module: torch.nn.Module,
     position and RNG states (None when the checkpoint came from a smaller worker group: the rank
     then starts its epoch from the beginning with fresh randomness)."""
     load_model_state(directory, module)
-    optimizer.load_state_dict(torch.load(directory / OPTIMIZER_FILE, map_location="cpu", weights_only=False))
-    scheduler.load_state_dict(torch.load(directory / SCHEDULER_FILE, map_location="cpu", weights_only=False))
+    optimizer.load_state_dict(_read(directory / OPTIMIZER_FILE))
+    scheduler.load_state_dict(_read(directory / SCHEDULER_FILE))
     state = read_state(directory)
     path = directory / rank_file(rank)
     if not path.exists():
         return state, DataPosition(), None
-    mine = torch.load(path, map_location="cpu", weights_only=False)
+    mine = _read(path)
     return state, DataPosition(**mine["position"]), mine["rng"]

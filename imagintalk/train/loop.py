@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from imagintalk.config import LoaderConfig, StorageConfig, TrainConfig
-from imagintalk.errors import ConfigError
+from imagintalk.errors import DataError
 from imagintalk.train.checkpoint import (
     DataPosition,
     TrainState,
@@ -216,6 +216,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 break
         else:
             if not seen and pos.batch_in_epoch == 0:
-                raise ConfigError(lc.shards, f"rank {rank}/{world}: no training batches in the train split")
+                raise DataError(lc.shards, f"rank {rank}/{world}: no training batches in the train split")
             pos = DataPosition(epoch=pos.epoch + 1, batch_in_epoch=0)
     sink.flush()

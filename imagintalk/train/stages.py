@@ -20,7 +20,7 @@ from torch import nn
 
 from imagintalk.config import LoaderConfig, Params
 from imagintalk.conventions import EMOTIONS
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ArtifactError, DataError
 from imagintalk.models.config import ModelConfig
 from imagintalk.models.stages import build_stage as build_model_stage
 from imagintalk.train.graph import ORDER, STAGES, StageSpec, upstream
@@ -36,7 +36,7 @@ def build_stage(stage: str, cfg: ModelConfig, deps: Mapping[str, nn.Module]) -> 
     missing = [s for s in spec.needs.values() if s not in deps] + (["codec"] if spec.codec and "codec" not in deps
                                                                    else [])
     if missing:
-        raise ConfigError(stage, f"needs trained stage(s) {', '.join(missing)}")
+        raise ArtifactError(stage, f"needs trained stage(s) {', '.join(missing)}")
     parts = {part: deps[registered] for part, registered in spec.needs.items()}
     for part in parts.values():  # an expression model must speak the shards' emotion vocabulary
         if hasattr(part, "check_vocabulary"):
@@ -58,7 +58,7 @@ def score_split(module: nn.Module, shards: str, split: str, loader_cfg: LoaderCo
 
     try:
         loader = make_loader(shards, split, False, loader_cfg, storage_cfg=params.storage)
-    except ConfigError:
+    except DataError:
         return {}
     was_training = module.training
     module.eval()
