@@ -41,8 +41,17 @@ def shards(tmp_path_factory):
     return root, str(root / "shards"), params
 
 
-def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(shards):
+def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(shards, monkeypatch):
+    from imagintalk.models.imagintalk import ImaginTalk
+
     root, shard_root, params = shards
+    given, generate = [], ImaginTalk.generate
+
+    def spy(self, *args, **kwargs):  # what emotion the generator is handed: never a label
+        given.append(kwargs.get("emotion", args[4] if len(args) > 4 else None))
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImaginTalk, "generate", spy)
     audit = root / "audit"
     audit.mkdir(exist_ok=True)
     (audit / "result.json").write_text(json.dumps({"passed": True}))
@@ -89,6 +98,10 @@ def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(sha
     saved = json.loads((report / "metrics.json").read_text())
     assert saved["metrics"]["full"]["wer"] == full["wer"] and saved["aliases"] == result.aliases
     assert saved["judge"] == pytest.approx(judge) and saved["meta"]["data_version"] == data.content_hash
+    # the face's emotion is judged against the labels (expression model), never fed from them
+    assert given and all(e is None for e in given)
+    assert 0 <= saved["expression_acc"] <= 1
+    assert run.data.metrics["expression_acc"] == pytest.approx(saved["expression_acc"])
     html = (report / "report.html").read_text()
     srcs = re.findall(r"<audio [^>]*src='([^']+)'", html)
     assert len(srcs) == 4 * len(rows)  # every test clip (report_clips 4): ground truth + every variant

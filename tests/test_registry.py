@@ -62,6 +62,7 @@ def test_composite_loads_by_alias_and_speaks_from_a_video(stages, talking_clip):
         version = register_composite(pins, stages["params"], audit_report=audit)
         assert version.tags["stage.error_detector"] == stages["uris"]["error_detector"]
         assert version.tags["stage.lip_aligner"] == stages["uris"]["lip_aligner"]
+        assert version.tags["stage.expression"] == stages["uris"]["expression"]  # the DiT's, pinned
         assert version.tags["data.version"] == stages["data"].content_hash
         assert version.tags["audit.passed"] == "true"
         c = tracking.client()

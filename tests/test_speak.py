@@ -24,6 +24,7 @@ import yaml
 from train_support import register_untrained_stages, tiny_params, tracking_store, write_tiny_shards
 from typer.testing import CliRunner
 
+from imagintalk.emotions import EMOTIONS
 from imagintalk.media import probe, read_video, write_mp4
 from imagintalk.models.config import model_config
 from imagintalk.registry import tracking
@@ -74,6 +75,33 @@ def test_speak_writes_wav_of_the_clip_duration_and_a_dubbed_mp4(champion, clip, 
     info = probe(dub)
     assert info.has_video and info.has_audio and (info.video_codec, info.audio_codec) == ("h264", "aac")
     assert len(read_video(dub).frames) == N_FRAMES
+
+
+def test_speak_emotion_override_replaces_the_face_and_a_bad_name_lists_the_vocabulary(champion, clip, tmp_path,
+                                                                                       monkeypatch):
+    """Without --emotion the generator reads the face (landmarks → expression model); --emotion
+    hands it the named emotion instead; a name outside the vocabulary is one line listing it,
+    before any work."""
+    from imagintalk.models.imagintalk import ImaginTalk
+
+    seen, generate = [], ImaginTalk.generate
+
+    def spy(self, *args, **kwargs):
+        seen.append((args[4] if len(args) > 4 else kwargs.get("emotion"), kwargs.get("landmarks")))
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImaginTalk, "generate", spy)
+    for name in ("face", "happy"):
+        res = _speak(champion, str(clip), "-o", str(tmp_path / f"{name}.wav"),
+                     *([] if name == "face" else ["--emotion", name]))
+        assert res.exit_code == 0, res.output
+    (face, landmarks), (happy, _) = seen
+    assert face is None and landmarks.shape == (1, N_FRAMES, 136)
+    assert happy.tolist() == [EMOTIONS.index("happy")]
+    res = _speak(champion, str(clip), "-o", str(tmp_path / "x.wav"), "--emotion", "joyful")
+    assert res.exit_code == 1
+    line = res.output.strip().splitlines()[-1]
+    assert "joyful" in line and ", ".join(EMOTIONS) in line and not (tmp_path / "x.wav").exists()
 
 
 def test_speak_accepts_other_frame_rates_and_sizes(champion, clip, tmp_path):
@@ -185,6 +213,9 @@ def test_serve_load_test_on_loopback(champion, clip):
         assert [code for code, _ in answers[6:]] == [413, 400, 422], [b[:300] for _, b in answers[6:]]
         assert "not a readable media file" in json.loads(answers[8][1])["error"]
         assert _post(base + SPEAK_PATH, good)[0] == 200  # still healthy after the bad ones
+        assert _post(base + SPEAK_PATH + "?emotion=happy", good)[0] == 200   # overrides the face
+        code, body = _post(base + SPEAK_PATH + "?emotion=joyful", good)
+        assert code == 400 and ", ".join(EMOTIONS) in json.loads(body)["error"]
     finally:
         serve.shutdown()
         os.environ.pop("MLFLOW_TRACKING_URI", None)

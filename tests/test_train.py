@@ -18,6 +18,7 @@ from train_support import tiny_params, tracking_store, write_tiny_shards
 from imagintalk.registry import tracking
 from imagintalk.registry.stage_models import model_name
 from imagintalk.registry.versions import all_versions
+from imagintalk.train.graph import ORDER
 from imagintalk.train.runner import HASH_TAG, RUN_TAG, TrainingError, ensure_ray, storage_target, worker_layout
 from pipelines.train import train_lip_aligner
 
@@ -123,7 +124,8 @@ def test_rerun_of_a_finished_job_returns_its_version_without_training(jobs):
 
 @pytest.mark.slow
 def test_every_stage_trains_registers_and_composes_into_a_speaking_model(tmp_path, ray_session):
-    """vocoder, unit_bert, lip_aligner → error_detector → style_dit on Ray, then the composite."""
+    """expression, vocoder, unit_bert, lip_aligner → error_detector → style_dit (on the refiner and
+    the expression model) on Ray, then the composite, which carries the expression model."""
     import mlflow.pyfunc
     from sample_media import write_talking_clip
 
@@ -135,17 +137,20 @@ def test_every_stage_trains_registers_and_composes_into_a_speaking_model(tmp_pat
     params = tiny_params(max_steps=4, checkpoint_every=2)
     models = tmp_path / "models"
     with tracking_store(tmp_path):
-        for stage in ("vocoder", "unit_bert", "lip_aligner", "error_detector", "style_dit"):
+        for stage in ORDER:
             summary = train_stage(stage, shards, "tiny", params, storage=str(tmp_path / "store"),
                                   out=models / f"{stage}.json")
             assert summary.version.metrics["train_steps"] == 4
         c = tracking.client()
         ed = c.get_model_version(model_name("error_detector"), "1")
         assert ed.tags["depends.lip_aligner"] == f"models:/{model_name('lip_aligner')}/1"
+        dit = c.get_model_version(model_name("style_dit"), "1")
+        assert dit.tags["depends.expression"] == f"models:/{model_name('expression')}/1"
         (tmp_path / "audit").mkdir()
         (tmp_path / "audit" / "result.json").write_text(json.dumps({"passed": True}))
         reg = register_from_stage_files(models, shards, tmp_path / "audit", params)
         assert json.loads((models / "imagintalk.json").read_text())["uri"] == reg.version.uri
+        assert reg.version.tags["stage.expression"] == f"models:/{model_name('expression')}/1"
         clip = write_talking_clip(tmp_path / "clip.mp4", n_frames=25)
         waves = mlflow.pyfunc.load_model("models:/imagintalk@challenger").predict(str(clip.path))
         assert waves[0].shape == (25 * 640,)
