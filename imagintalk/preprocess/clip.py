@@ -108,7 +108,7 @@ def preprocess_clip(row: ManifestRow, params: Params, detector: FaceDetector | N
         raise ConfigError("audio.sample_rate", f"{acfg.sample_rate} differs from media.sample_rate "
                                                f"{media.sample_rate}")
     clip = read_clip(row.video_path, row.audio_path, fps=media.fps, sample_rate=media.sample_rate,
-                     max_mismatch_frames=media.max_av_mismatch_frames)
+                     max_mismatch_frames=media.max_av_mismatch_frames, max_pixels=media.max_decode_pixels)
     a_stats = audio_stats(clip.audio, acfg)
     if a_stats["audio_rms"] < acfg.silence_rms:
         raise AudioQualityError(row.audio_path or row.video_path,

@@ -57,7 +57,8 @@ def video_inputs(path: str | Path, params: Params) -> VideoInputs:
     from imagintalk.preprocess.clip import preprocess_frames
 
     crop = params.loader.crop
-    visual = preprocess_frames(read_video(path, fps=params.media.fps).frames, params, str(path))
+    video = read_video(path, fps=params.media.fps, max_pixels=params.media.max_decode_pixels)
+    visual = preprocess_frames(video.frames, params, str(path))
     rois = visual.lips
     y, x = (rois.shape[1] - crop) // 2, (rois.shape[2] - crop) // 2  # the loader's eval crop
     lips = rois[:, y:y + crop, x:x + crop].astype(np.float32) / 255.0
