@@ -1,4 +1,8 @@
-"""Shared fixtures. Real media is made in tmp_path; nothing is downloaded."""
+"""Shared fixtures. Real media is made in tmp_path; nothing is downloaded.
+
+One small SynthTalk corpus → manifest → shards chain is made once per session (lazily: a test that
+needs only the raw corpus does not pay for the shards) and shared by the integration tests, so the
+suite does not synthesise a corpus per module. Tests read it; a test that changes data copies it."""
 
 from __future__ import annotations
 
@@ -46,3 +50,47 @@ def cfg():
     from imagintalk.models.config import model_config
 
     return model_config("tiny", Params())
+
+
+@pytest.fixture(scope="session")
+def synthtalk_params():
+    """Tiny params with the session corpus's synth section (tests/synthtalk_support.py)."""
+    from synthtalk_support import synthtalk_params
+
+    return synthtalk_params()
+
+
+@pytest.fixture(scope="session")
+def synthtalk_raw(tmp_path_factory, synthtalk_params):
+    """The session's raw SynthTalk corpus (``imagintalk synth``'s layout). Read-only."""
+    from synthtalk_support import N_CLIPS
+
+    from pipelines.synth import synth_corpus
+
+    out = tmp_path_factory.mktemp("synthtalk") / "raw"
+    summary = synth_corpus(out, params=synthtalk_params)
+    assert summary.clips == N_CLIPS
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthtalk_manifest(synthtalk_raw, synthtalk_params):
+    """The session corpus ingested (``imagintalk ingest synthtalk``). Read-only."""
+    from pipelines.ingest import ingest_corpus
+
+    out = synthtalk_raw.parent / "manifest.parquet"
+    ingest_corpus("synthtalk", synthtalk_raw, out, params=synthtalk_params)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthtalk_shards(synthtalk_manifest, synthtalk_params) -> str:
+    """The session manifest sharded (``imagintalk shard``, tokenizers fitted on its train split). Read-only."""
+    from synthtalk_support import N_CLIPS
+
+    from pipelines.shard import shard_manifest
+
+    out = synthtalk_manifest.parent / "shards"
+    summary = shard_manifest(synthtalk_manifest, str(out), workers=1, params=synthtalk_params)
+    assert summary.clips_ok == N_CLIPS, summary.summary_line()
+    return str(out)

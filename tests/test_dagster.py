@@ -55,14 +55,24 @@ def test_definitions_load_like_dagster_dev():
         .partitions_def.get_partition_keys()
 
 
-def test_data_assets_materialize_and_audit_checks_pass(tmp_path):
-    params_path = _params_file(tmp_path)
+@pytest.fixture(scope="module")
+def materialized(tmp_path_factory):
+    """The data half materialized once for the module: (root, params file, resources, result, the
+    index as it was then). The new-clips test adds clips to it afterwards; others read the snapshot."""
+    root = tmp_path_factory.mktemp("dagster_data")
+    params_path = _params_file(root)
+    res = _resources(params_path, root)
     selected = [a for a in ASSETS if a.key.to_user_string() in DATA_ASSETS]
-    result = dg.materialize(selected, partition_key="synthtalk", resources=_resources(params_path, tmp_path))
+    result = dg.materialize(selected, partition_key="synthtalk", resources=res)
+    index = json.loads((root / "data/datasets/synthtalk/shards/index.json").read_text())
+    return root, params_path, res, result, index
+
+
+def test_data_assets_materialize_and_audit_checks_pass(materialized):
+    _, _, _, result, index = materialized
     assert result.success
     checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {GX_CHECK: True}
-    index = json.loads((tmp_path / "data/datasets/synthtalk/shards/index.json").read_text())
     assert index["content_hash"] and sum(s["n_samples"] for s in index["splits"].values()) == 6
     events = {e.asset_key.to_user_string(): e.materialization for e in result.get_asset_materialization_events()}
     assert set(DATA_ASSETS) == set(events)
@@ -147,18 +157,18 @@ def test_full_graph_then_retraining_on_new_data_registers_a_model_of_the_new_dat
     assert [v.tags["data.version"] for v in versions] == [first, second]
 
 
-def test_new_raw_clips_trigger_the_sensor_and_change_the_data_version(tmp_path, monkeypatch):
-    """Retraining on new data, data half: materialize, add clips to the corpus root, the sensor
-    requests the partition, the affected assets rematerialize and the data version changes."""
+def test_new_raw_clips_trigger_the_sensor_and_change_the_data_version(materialized, monkeypatch):
+    """Retraining on new data, data half: materialized (the module's fixture), add clips to the
+    corpus root, the sensor requests the partition, the affected assets rematerialize and the data
+    version changes."""
     from pipelines.synth import synth_corpus
 
-    params_path = _params_file(tmp_path)
+    tmp_path, params_path, res, first, snapshot = materialized
+    assert first.success
     monkeypatch.setenv("IMAGINTALK_PARAMS", str(params_path))
-    res = _resources(params_path, tmp_path)
     data = [a for a in ASSETS if a.key.to_user_string() in DATA_ASSETS]
-    assert dg.materialize(data, partition_key="synthtalk", resources=res).success
     index = tmp_path / "data/datasets/synthtalk/shards/index.json"
-    before = json.loads(index.read_text())["content_hash"]
+    before = snapshot["content_hash"]
     instance = dg.DagsterInstance.ephemeral()
     seen = new_raw_clips_sensor(dg.build_sensor_context(instance=instance))
 

@@ -4,6 +4,7 @@ producer and the consumer of metadata.csv and the tree layout agree (issue 2's d
 from __future__ import annotations
 
 import pytest
+from synthtalk_support import CLIPS, N_CLIPS, TEST_SPEAKERS
 from test_corpora_recipes import assert_speaker_disjoint, run_ingest
 
 from imagintalk.config import Params
@@ -15,11 +16,10 @@ def _generate(out, speakers: int, clips: int) -> None:
     synth_corpus(out, speakers=speakers, clips_per_speaker=clips, seed=0, params=Params())
 
 
-def test_generated_synthtalk_ingests_with_labels_and_true_durations(tmp_path):
-    _generate(tmp_path / "D", speakers=3, clips=1)
-    summary, rows, quarantine = run_ingest("synthtalk", tmp_path / "D", tmp_path)
-    assert quarantine == [] and summary.n_clips == 3
-    assert summary.splits == {"train": 1, "val": 1, "test": 1}
+def test_generated_synthtalk_ingests_with_labels_and_true_durations(synthtalk_raw, tmp_path):
+    summary, rows, quarantine = run_ingest("synthtalk", synthtalk_raw, tmp_path)  # the session's corpus
+    assert quarantine == [] and summary.n_clips == N_CLIPS
+    assert summary.splits == {"train": CLIPS, "val": CLIPS, "test": TEST_SPEAKERS * CLIPS}
     for r in rows.values():
         assert r.transcript and r.transcript.isupper() and len(r.transcript.split()) == 6
         assert r.emotion is not None and r.intensity is not None

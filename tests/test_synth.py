@@ -1,6 +1,6 @@
 """SynthTalk corpus: layout, metadata, media format, determinism, faces the production path finds.
 
-One small corpus (3 speakers × 2 clips) is generated once per session and shared."""
+The session's small corpus (conftest.synthtalk_raw: 4 speakers × 2 clips) is what is checked."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthtalk_support import CLIPS, SPEAKERS
 from typer.testing import CliRunner
 
 from imagintalk.config import Params, SynthConfig
@@ -22,15 +23,10 @@ from imagintalk.synth.plan import plan_corpus, split_of_speakers
 from pipelines.cli import app
 from pipelines.synth import synth_corpus
 
-SPEAKERS, CLIPS = 3, 2
 
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("synthtalk") / "D"
-    summary = synth_corpus(out, speakers=SPEAKERS, clips_per_speaker=CLIPS, seed=0, params=Params())
-    assert summary.clips == SPEAKERS * CLIPS
-    return out
+@pytest.fixture
+def corpus(synthtalk_raw) -> Path:
+    return synthtalk_raw
 
 
 def metadata(root: Path) -> list[dict]:
@@ -49,7 +45,7 @@ def test_layout_metadata_and_lrs3_transcripts(corpus):
         assert f.readline().strip() == ",".join(METADATA_COLUMNS)
     assert len(rows) == SPEAKERS * CLIPS
     splits = {r["speaker"]: r["split"] for r in rows}
-    assert sorted(splits.values()) == ["test", "train", "val"]          # speaker-disjoint, one each
+    assert sorted(splits.values()) == ["test", "test", "train", "val"]  # speaker-disjoint
     for r in rows:
         base = corpus / r["split"] / r["speaker"] / r["clip"]
         assert base.with_suffix(".mp4").is_file()
@@ -84,13 +80,14 @@ def test_mp4_is_h264_aac_and_video_covers_audio_within_a_frame(corpus):
         assert 1.8 <= len(clip.frames) / 25 <= 4.0
 
 
-def test_same_seed_gives_identical_bytes_and_other_seed_differs(corpus, tmp_path):
+def test_same_seed_gives_identical_bytes_and_other_seed_differs(corpus, synthtalk_params, tmp_path):
     again = tmp_path / "again"  # and on a two-process pool: the bytes do not depend on the workers
-    pooled = Params().model_copy(update={"synth": SynthConfig(workers=2)})
-    synth_corpus(again, speakers=SPEAKERS, clips_per_speaker=CLIPS, seed=0, params=pooled)
+    synth = synthtalk_params.synth
+    pooled = Params().model_copy(update={"synth": synth.model_copy(update={"workers": 2})})
+    synth_corpus(again, params=pooled)
     assert hashes(again) == hashes(corpus)
     other = tmp_path / "other"
-    synth_corpus(other, speakers=SPEAKERS, clips_per_speaker=CLIPS, seed=1, params=Params())
+    synth_corpus(other, seed=1, params=Params().model_copy(update={"synth": synth}))
     a, b = hashes(corpus), hashes(other)
     assert a.keys() == b.keys()
     assert all(a[k] != b[k] for k in a if k.endswith(".mp4"))
