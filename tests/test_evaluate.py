@@ -14,15 +14,12 @@ import yaml
 from train_support import register_untrained_stages, tiny_params, tracking_store
 from typer.testing import CliRunner
 
-from imagintalk.config import PromoteConfig, SynthConfig
+from imagintalk.config import PromoteConfig
 from imagintalk.models.config import model_config
 from imagintalk.registry import tracking
 from pipelines.evaluate import evaluate_model
-from pipelines.ingest import ingest_corpus
 from pipelines.promote import promote_model
 from pipelines.register import register_composite
-from pipelines.shard import shard_manifest
-from pipelines.synth import synth_corpus
 
 RUNGS = ["ground_truth", "resynthesis", "oracle_units", "no_refinement", "full"]
 JUDGED = ("wer", "mcd", "stoi", "estoi", "speaker_sim", "dnsmos_p808", "dnsmos_ovrl", "f0_rmse", "sync_conf",
@@ -30,15 +27,10 @@ JUDGED = ("wer", "mcd", "stoi", "estoi", "speaker_sim", "dnsmos_p808", "dnsmos_o
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """Two unseen test speakers (the judge's floor needs a different speaker) with two clips each."""
-    root = tmp_path_factory.mktemp("eval")
-    synth = SynthConfig(speakers=4, clips_per_speaker=2, test_speakers=2)
-    params = tiny_params().model_copy(update={"synth": synth})
-    synth_corpus(root / "raw", params=params)
-    ingest_corpus("synthtalk", root / "raw", root / "m.parquet", params=params)
-    shard_manifest(root / "m.parquet", str(root / "shards"), workers=1, params=params)
-    return root, str(root / "shards"), params
+def shards(tmp_path_factory, synthtalk_shards, synthtalk_params):
+    """The session's SynthTalk shards (conftest): two unseen test speakers (the judge's floor needs a
+    different speaker) with two clips each; a module root for MLflow, reports and the export."""
+    return tmp_path_factory.mktemp("eval"), synthtalk_shards, synthtalk_params
 
 
 def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(shards, monkeypatch):
