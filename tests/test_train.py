@@ -19,7 +19,9 @@ from imagintalk.registry import tracking
 from imagintalk.registry.stage_models import model_name
 from imagintalk.registry.versions import all_versions
 from imagintalk.train.graph import ORDER
-from imagintalk.train.runner import HASH_TAG, RUN_TAG, TrainingError, ensure_ray, storage_target, worker_layout
+from imagintalk.train.placement import ensure_ray, storage_target, worker_layout
+from imagintalk.train.run_record import HASH_TAG, RUN_TAG
+from imagintalk.train.runner import TrainingError
 from pipelines.train import train_lip_aligner
 
 STEPS, CKPT, FAIL_AT = 6, 3, 5
