@@ -17,7 +17,7 @@ import pytest
 from train_support import register_untrained, register_untrained_stages, tiny_params, tracking_store, write_tiny_shards
 from typer.testing import CliRunner
 
-from imagintalk.errors import ConfigError, CorpusLayoutError
+from imagintalk.errors import ConfigError, DataError
 from imagintalk.models.config import model_config
 from imagintalk.registry import tracking
 from imagintalk.registry.stage_models import (
@@ -135,10 +135,10 @@ def test_stage_version_records_data_code_and_card(stages):
 
 def test_provenance_helpers_tolerate_missing_git_and_name_a_missing_index(tmp_path):
     assert tracking.git_info(tmp_path) == {"git.commit": "unknown", "git.dirty": "unknown"}
-    with pytest.raises(CorpusLayoutError, match="index.json: no dataset index"):
+    with pytest.raises(DataError, match="index.json: no dataset index"):
         tracking.read_data_version(str(tmp_path))
     (tmp_path / "index.json").write_text("{}")
-    with pytest.raises(CorpusLayoutError, match="no content_hash"):
+    with pytest.raises(DataError, match="no content_hash"):
         tracking.read_data_version(str(tmp_path))
     info = tracking.system_info()
     assert info["sys.torch"] and info["sys.device"]

@@ -28,7 +28,7 @@ from mlflow.entities import Metric, Param, RunTag
 from imagintalk import storage
 from imagintalk.config import StorageConfig
 from imagintalk.conventions import INDEX_NAME
-from imagintalk.errors import CorpusLayoutError
+from imagintalk.errors import DataError
 from imagintalk.settings import get_settings
 
 EXPERIMENT_PREFIX = "imagintalk-"
@@ -120,17 +120,15 @@ def _collect_versions(index: Mapping[str, Any]) -> dict[str, str]:
 
 
 def read_data_version(shards: str, cfg: StorageConfig | None = None) -> DataVersion:
-    """Read ``{shards}/index.json``; a missing or hashless index is a layout error naming the file."""
-    url = storage.join(shards, INDEX_NAME)
-    if not storage.exists(url, cfg):
-        raise CorpusLayoutError(url, "no dataset index (run `imagintalk shard` first)")
-    try:
-        index = json.loads(storage.read_text(url, cfg))
-    except json.JSONDecodeError as exc:
-        raise CorpusLayoutError(url, f"dataset index is not valid JSON ({exc.msg})") from exc
+    """The data version ``{shards}/index.json`` records (read as the shard room reads it, unverified:
+    the version is what the index says); a missing, unreadable or hashless index is a DataError
+    naming the file."""
+    from imagintalk.shards.index import read_index
+
+    index = read_index(shards, cfg, verify=False)
     content_hash = index.get("content_hash") if isinstance(index, dict) else None
     if not isinstance(content_hash, str) or not content_hash:
-        raise CorpusLayoutError(url, "dataset index has no content_hash")
+        raise DataError(storage.join(shards, INDEX_NAME), "dataset index has no content_hash")
     counts = {k: v for k, v in index.items() if k in ("counts", "hours", "n_samples")}
     splits = index.get("splits") if isinstance(index.get("splits"), dict) else {}
     speakers = {s: list(v.get("speakers", [])) for s, v in splits.items() if isinstance(v, dict)}
