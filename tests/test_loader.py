@@ -166,3 +166,13 @@ def test_a_speaker_subset_keeps_only_those_speakers_clips(shard_root):
     keys = [k for b in _all(make_loader(root, "train", False, LoaderConfig(batch_size=4, speakers=["s0", "s2"])))
             for k in b["keys"]]
     assert sorted(keys) == sorted(k for k in recs if k.split("/")[1] in ("s0", "s2"))
+
+
+def test_a_speaker_subset_feeds_every_worker_even_from_one_shard(shard_root):
+    """The error detector's held-out speakers may all sit in one shard: each of 2 workers must
+    still get its share of their clips (dealt out by sample), together all of them once."""
+    root, recs = shard_root
+    cfg = LoaderConfig(batch_size=1, speakers=["s1"])
+    parts = [[k for b in _all(make_loader(root, "train", False, cfg, shard_index=i, num_shards=2)) for k in b["keys"]]
+             for i in range(2)]
+    assert all(parts) and sorted(parts[0] + parts[1]) == sorted(k for k in recs if k.split("/")[1] == "s1")

@@ -207,12 +207,13 @@ def make_dataset(root_or_urls: str | Sequence[str], split: str, train: bool, cfg
 
     ``(shard_index, num_shards)`` gives this Ray Train worker its part: whole shards when there
     are at least as many shards as workers, else every ``num_shards``-th sample of all of them
-    (tiny splits must still feed every worker).
+    (tiny splits must still feed every worker). A speaker subset (``cfg.speakers``) is always
+    dealt out by sample: its clips may all sit in one shard.
     """
     if not 0 <= shard_index < num_shards:
         raise ConfigError("shard_index", f"{shard_index} not in [0, {num_shards})")
     urls = resolve_shards(root_or_urls, split, storage_cfg)
-    by_shard = len(urls) >= num_shards
+    by_shard = len(urls) >= num_shards and cfg.speakers is None
     mine = urls[shard_index::num_shards] if by_shard else urls
     seed = cfg.seed + shard_index
     stages: list[Any] = [_shuffled_urls(mine, seed) if train else wds.SimpleShardList(mine)]
