@@ -54,7 +54,7 @@ class _FakeComposite:
 
     params = Params()
 
-    def generate(self, inputs):
+    def generate(self, inputs, emotion=None):
         if inputs.n_frames == 13:
             raise ValueError("boom")   # an unforeseen library error on one clip
         return np.zeros(inputs.n_frames * 640, np.float32)
