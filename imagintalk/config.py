@@ -310,9 +310,10 @@ class EvalConfig(Section):
 
     max_clips: int = 16             # test clips generated and judged (0 = all)
     steps: int = 16                 # style-DiT sampler steps
-    guidance_lip: float = 1.0
-    guidance_id: float = 1.0
-    guidance_emo: float = 1.0
+    # classifier-free guidance weights (0: off; on validation speakers 1 and 3 raised WER)
+    guidance_lip: float = 0.0
+    guidance_id: float = 0.0
+    guidance_emo: float = 0.0
     seed: int = 0
     # the oracle ladder's rungs besides `full` (always): imagintalk/eval/catalog.py RUNGS
     ladder: list[str] = Field(default_factory=lambda: ["ground_truth", "resynthesis", "oracle_units",

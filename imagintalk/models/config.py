@@ -133,7 +133,9 @@ class ExpressionConfig(_Cfg):
 
 class SamplerConfig(_Cfg):
     steps: int = 16
-    temperature: float = 1.0
+    # 0: each step takes the most likely token (argmax). Chosen on validation speakers (SynthTalk,
+    # oracle units, 1500-step tiny DiT): WER 0.75 at 0 against 0.86 at 1.0 (results/README.md).
+    temperature: float = 0.0
     confidence_noise: float = 1.0   # MaskGIT choice temperature, annealed to 0 over the steps
     guidance_lip: float = 0.0
     guidance_id: float = 0.0
