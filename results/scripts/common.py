@@ -1,0 +1,70 @@
+"""Shared helpers of the in-process experiments in results/README.md.
+
+Importing this module puts the repository root on ``sys.path`` (so the scripts run as
+``python results/scripts/X.py`` from anywhere), limits torch to one thread and reads
+``params.yaml``. The shard root is ``$SHARDS`` (default: the 16-speaker corpus that
+``data.py 16 8 /tmp/exp/c16`` makes).
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np
+import torch
+import webdataset as wds
+
+from imagintalk.config import load_params
+from imagintalk.data.loader import make_loader, resolve_shards
+from imagintalk.eval.asr import grid_asr
+from imagintalk.eval.metrics import word_error_rate
+from imagintalk.features.audio import griffin_lim
+
+torch.set_num_threads(1)
+
+PARAMS = load_params()
+SHARDS = os.environ.get("SHARDS", "/tmp/exp/c16/datasets/synthtalk/shards")
+
+
+def batches(split, train=False, audio=False, bs=8):
+    """All batches of ``split`` as a list (in-process loader, no shuffling unless ``train``)."""
+    cfg = PARAMS.loader.model_copy(update={"audio": audio, "batch_size": bs, "num_workers": 0, "drop_last": False})
+    return list(make_loader(SHARDS, split, train, cfg))
+
+
+def metas(split):
+    """Clip key -> meta.json of every clip of ``split``."""
+    urls = resolve_shards(SHARDS, split, PARAMS.storage)
+    dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False).to_tuple("__key__", "meta.json")
+    return {key: json.loads(meta) for key, meta in dataset}
+
+
+def clip_mels(batch_list):
+    """The unpadded log-mel (n_mels x T) of every clip, as numpy arrays."""
+    return [b["mel"][i, :, : int(b["mel_mask"][i].sum())].numpy() for b in batch_list for i in range(len(b["keys"]))]
+
+
+def clip_audio(batch_list):
+    """The unpadded waveform of every clip (batches loaded with ``audio=True``)."""
+    return [b["audio"][i, : int(b["audio_mask"][i].sum())].numpy() for b in batch_list for i in range(len(b["keys"]))]
+
+
+def clip_keys(batch_list):
+    """The clip keys of the batches, in order."""
+    return [k for b in batch_list for k in b["keys"]]
+
+
+def wer_of(waves, keys, meta):
+    """(WER, hypotheses) of pocketsphinx with the GRID grammar against the clips' transcripts."""
+    asr = grid_asr()
+    refs = [meta[k]["transcript"].lower() for k in keys]
+    hyps = [asr.transcribe(w) for w in waves]
+    return word_error_rate(refs, hyps), hyps
+
+
+def gl_wave(mel):
+    """Griffin-Lim waveform of a log-mel (the experiments' vocoder)."""
+    return griffin_lim(np.asarray(mel, np.float32), PARAMS.audio)
