@@ -72,6 +72,11 @@ def _train(stage: str) -> Stage:
     )
 
 
+def _artifact_outs(npz: str) -> tuple[str, str]:
+    """A fitted tokenizer is a pair: the arrays (.npz) and the metadata with its version (.json)."""
+    return f"{{tokenizers}}/{npz}", f"{{tokenizers}}/{npz.removesuffix('.npz')}.json"
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("raw_corpus", "pipelines.raw:prepare_raw_corpus",
           call=lambda paths, prm: {"corpus": paths["corpus"], "raw_dir": Path(paths["raw_dir"]), "params": prm},
@@ -91,13 +96,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("fit_unit_tokenizer", "pipelines.tokenizers:fit_unit_tokenizer",
           call=lambda paths, prm: {"manifest": Path(paths["manifest"]), "out": Path(paths["tokenizers"]),
                                    "params": prm},
-          deps=("{manifest}", "{reports}/audit_manifest"), outs=(f"{{tokenizers}}/{UNIT_TOKENIZER_FILE}",),
+          deps=("{manifest}", "{reports}/audit_manifest"), outs=_artifact_outs(UNIT_TOKENIZER_FILE),
           params=("tokenizer", "audio"),
           upstream=("audit_manifest",), code=("pipelines/tokenizers.py", "imagintalk/tokenizers")),
     Stage("fit_codec", "pipelines.tokenizers:fit_codec",
           call=lambda paths, prm: {"manifest": Path(paths["manifest"]), "out": Path(paths["tokenizers"]),
                                    "params": prm},
-          deps=("{manifest}", "{reports}/audit_manifest"), outs=(f"{{tokenizers}}/{CODEC_FILE}",),
+          deps=("{manifest}", "{reports}/audit_manifest"), outs=_artifact_outs(CODEC_FILE),
           params=("codec", "audio"),
           upstream=("audit_manifest",), code=("pipelines/tokenizers.py", "imagintalk/tokenizers")),
     Stage("shard", "pipelines.shard:shard_manifest",
