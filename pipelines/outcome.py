@@ -11,6 +11,7 @@ exit status 1 for the CLI and DVC (so ``dvc repro`` stops and records nothing), 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from imagintalk.errors import ImaginTalkError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+DEBUG_ENV = "IMAGINTALK_DEBUG"  # set: an unexpected exception keeps its traceback
 
 
 def summary_line(result: Any) -> str | None:
@@ -50,6 +52,13 @@ def run_and_report(fn: Callable[..., Any], *args: Any, echo: Callable[[str, bool
         result = fn(*args, **kwargs)
     except ImaginTalkError as exc:
         echo(f"error: {exc}", True)
+        return None, EXIT_FAILED
+    except Exception as exc:  # a bug, not bad input: still one line, the traceback on request
+        if os.environ.get(DEBUG_ENV):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        echo(f"error: {getattr(fn, '__name__', 'command')}: unexpected {type(exc).__name__}: {first} "
+             f"(a bug; rerun with {DEBUG_ENV}=1 for the traceback and report it)", True)
         return None, EXIT_FAILED
     line = summary_line(result)
     if line:

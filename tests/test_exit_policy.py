@@ -52,6 +52,24 @@ def test_run_and_report_prints_one_line_and_exits_1_on_bad_input():
     assert run_and_report(lambda: _Audit(False), echo=lambda s, e: None)[1] == EXIT_FAILED
 
 
+def test_an_unexpected_exception_is_one_line_and_exit_1_not_a_traceback(monkeypatch):
+    """A bug (not bad input) still ends in one line naming the command and the exception, exit 1;
+    IMAGINTALK_DEBUG=1 keeps the traceback for whoever reports it."""
+    lines: list[tuple[str, bool]] = []
+
+    def shard_manifest():
+        raise ValueError("all input arrays must have the same shape\nmore detail")
+
+    monkeypatch.delenv("IMAGINTALK_DEBUG", raising=False)
+    assert run_and_report(shard_manifest, echo=lambda s, e: lines.append((s, e))) == (None, EXIT_FAILED)
+    ((line, err),) = lines
+    assert err and "\n" not in line
+    assert line.startswith("error: shard_manifest: unexpected ValueError: all input arrays")
+    monkeypatch.setenv("IMAGINTALK_DEBUG", "1")
+    with pytest.raises(ValueError):
+        run_and_report(shard_manifest, echo=lambda s, e: None)
+
+
 @pytest.fixture
 def refused_registry(tmp_path, monkeypatch) -> Path:
     """A registry whose challenger is worse than the champion, and a params file whose pipeline
