@@ -82,6 +82,22 @@ def record_stats(rec: ShardRecord, split: str = "train") -> dict:
             "codes_shape": list(rec.codes.shape), "speaker_norm": float(np.linalg.norm(rec.speaker))}
 
 
+def small_tokens_params_file(directory: Path, params, k: int, levels: int, codebook_size: int,
+                            per_shard: int) -> Path:
+    """``params`` with small unit/codec vocabularies (a test corpus has a few hundred 50 Hz frames,
+    not K=200's worth) and ``per_shard`` clips per shard, written as a params.yaml the CLI reads."""
+    import yaml
+
+    p = params.model_copy(update={
+        "tokenizer": params.tokenizer.model_copy(update={"k": k}),
+        "codec": params.codec.model_copy(update={"levels": levels, "codebook_size": codebook_size}),
+        "shards": params.shards.model_copy(update={"samples_per_shard": per_shard}),
+    })
+    path = Path(directory) / "params.yaml"
+    path.write_text(yaml.safe_dump(p.model_dump(mode="json")))
+    return path
+
+
 def make_clip_manifest(root: Path, spec: list[tuple[str, str, str, str]], n_frames: int = 20,
                        size: int = 64) -> Path:
     """Real mp4 clips and their manifest. spec: (speaker, clip, split, kind) with kind in

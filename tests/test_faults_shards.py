@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from shards_support import make_clip_manifest, make_record, record_stats
+from shards_support import make_clip_manifest, make_record, record_stats, small_tokens_params_file
 from test_audit_manifest import clean_rows
 from typer.testing import CliRunner
 
@@ -81,15 +81,9 @@ def test_plan_refuses_an_unsafe_corpus_name_or_an_unknown_split(tmp_path):
 
 @pytest.fixture(scope="module")
 def params_file(tmp_path_factory):
-    p = Params()   # code defaults: independent of edits to the repo's params.yaml
-    p = p.model_copy(update={
-        "tokenizer": p.tokenizer.model_copy(update={"k": 4}),
-        "codec": p.codec.model_copy(update={"levels": 2, "codebook_size": 4}),
-        "shards": p.shards.model_copy(update={"samples_per_shard": 1}),
-    })
-    path = tmp_path_factory.mktemp("params") / "params.yaml"
-    path.write_text(yaml.safe_dump(p.model_dump(mode="json")))
-    return path
+    # code defaults: independent of edits to the repo's params.yaml
+    return small_tokens_params_file(tmp_path_factory.mktemp("params"), Params(), k=4, levels=2, codebook_size=4,
+                                    per_shard=1)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ import json
 import numpy as np
 import pytest
 import webdataset as wds
-import yaml
-from shards_support import TALKING_SPEC, make_talking_manifest, moto_s3
+from shards_support import TALKING_SPEC, make_talking_manifest, moto_s3, small_tokens_params_file
 from typer.testing import CliRunner
 
 from imagintalk import storage
@@ -27,15 +26,8 @@ N_BAD = len(TALKING_SPEC) - N_OK
 def params_file(tmp_path_factory):
     """Small codebooks (the test corpus has a few hundred 50 Hz frames, not K=200's worth) and
     3 clips per shard, as a params.yaml the CLI can read too."""
-    p = load_params()
-    p = p.model_copy(update={
-        "tokenizer": p.tokenizer.model_copy(update={"k": 8}),
-        "codec": p.codec.model_copy(update={"levels": 3, "codebook_size": 8}),
-        "shards": p.shards.model_copy(update={"samples_per_shard": 3}),
-    })
-    path = tmp_path_factory.mktemp("params") / "params.yaml"
-    path.write_text(yaml.safe_dump(p.model_dump(mode="json")))
-    return path
+    return small_tokens_params_file(tmp_path_factory.mktemp("params"), load_params(), k=8, levels=3, codebook_size=8,
+                                    per_shard=3)
 
 
 @pytest.fixture(scope="module")
