@@ -33,8 +33,9 @@ def build_stage(stage: str, cfg: ModelConfig, deps: Mapping[str, nn.Module]) -> 
     """A fresh trainable stage on top of the registered modules it needs (keyed by registered
     stage name, as the driver resolves them; ``codec`` for a stage whose spec asks for it)."""
     spec = STAGES[stage]
-    missing = [s for s in spec.needs.values() if s not in deps] + (["codec"] if spec.codec and "codec" not in deps
-                                                                   else [])
+    missing = [s for s in spec.needs.values() if s not in deps]
+    if spec.codec and "codec" not in deps:
+        missing.append("codec")
     if missing:
         raise ArtifactError(stage, f"needs trained stage(s) {', '.join(missing)}")
     parts = {part: deps[registered] for part, registered in spec.needs.items()}
