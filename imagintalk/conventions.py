@@ -22,6 +22,8 @@ QUARANTINE_NAME = "quarantine.json"
 UNIT_TOKENIZER_FILE = "unit_tokenizer.npz"
 CODEC_FILE = "codec.npz"
 TOKENIZER_FILES = (UNIT_TOKENIZER_FILE, CODEC_FILE)
+# In a shard root: a copy of the tokenizers its shards were made with (the shard step writes it).
+SHARD_TOKENIZER_DIR = "_tokenizers"
 
 # SynthTalk's table at the corpus root: written by the generator, read by the recipe.
 SYNTHTALK_METADATA = "metadata.csv"

@@ -69,16 +69,34 @@ def ingest(
 
 
 @app.command()
+def tokenizers(
+    manifest: Path = typer.Argument(..., help="Manifest parquet from `imagintalk ingest`."),
+    out: Path = typer.Option(None, "--out", help="Directory (default: tokenizers/ beside the manifest)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Fit the unit tokenizer and the codec on the manifest's train split (before `shard`)."""
+    from pipelines.shard import default_tokenizer_dir
+    from pipelines.tokenizers import fit_codec, fit_unit_tokenizer
+
+    prm = _params(params)
+    out = out or default_tokenizer_dir(manifest)
+    _run(fit_unit_tokenizer, manifest, out, prm)
+    _run(fit_codec, manifest, out, prm)
+
+
+@app.command()
 def shard(
     manifest: Path = typer.Argument(..., help="Manifest parquet from `imagintalk ingest`."),
     out: str = typer.Option(..., "--out", help="Shard root: a local path or s3://bucket/prefix."),
     workers: int = typer.Option(None, "--workers", help="Ray workers (default params.yaml)."),
+    tokenizer_dir: str = typer.Option(None, "--tokenizers",
+                                      help="Fitted tokenizers (default: tokenizers/ beside the manifest)."),
     params: Path = ParamsOpt,
 ) -> None:
     """Preprocess clips into WebDataset shards (lip crops, identity, emotion, units, codes)."""
     from pipelines.shard import shard_manifest
 
-    _run(shard_manifest, manifest, out, workers=workers, params=_params(params))
+    _run(shard_manifest, manifest, out, workers=workers, params=_params(params), tokenizer_dir=tokenizer_dir)
 
 
 @app.command()

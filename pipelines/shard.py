@@ -1,6 +1,8 @@
 """Stage `shard`: a manifest → WebDataset shards + stats sidecars + dataset index (DESIGN.md §3).
 
-Flow: fit (or reuse) the unit tokenizer and codec on the train split → plan shards from the
+Flow: read the fitted unit tokenizer and codec (their own stages fit them: `fit_unit_tokenizer`,
+`fit_codec`, or `imagintalk tokenizers`; by default from ``tokenizers/`` beside the manifest), copy
+them into the shard root's ``_tokenizers/`` (the shards carry what tokenised them) → plan shards from the
 manifest → skip shards already complete → preprocess the remaining clips in parallel on Ray Data
 (or in-process for one local worker) → write each shard as soon as all its clips are back →
 index + quarantine table. Same manifest, params and seeds → same bytes → same content hash.
@@ -9,7 +11,6 @@ index + quarantine table. Same manifest, params and seeds → same bytes → sam
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -18,21 +19,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from imagintalk import PIPELINE_VERSION, storage
+from imagintalk import storage
 from imagintalk.config import Params, load_params
+from imagintalk.conventions import SHARD_TOKENIZER_DIR
 from imagintalk.corpora.manifest import ManifestRow, read_manifest
-from imagintalk.errors import ConfigError, DataError
+from imagintalk.errors import ArtifactError, ConfigError, DataError
 from imagintalk.ray_session import start_ray
 from imagintalk.settings import get_settings
 from imagintalk.shards.index import build_index, invalidate_index, quarantine_rows, write_index
 from imagintalk.shards.process import (
-    TOKENIZER_FILES,
     ClipOutcome,
     ClipProcessor,
     RayClipMapper,
     manifest_row_dict,
     read_tokenizer_blobs,
-    tokenizer_files,
 )
 from imagintalk.shards.writer import (
     ShardSpec,
@@ -47,8 +47,6 @@ from imagintalk.shards.writer import (
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_SUBDIR = "_tokenizers"
-FIT_RECORD = "fit.json"
 # Sections whose values change the bytes of a shard (loader/storage/audit settings do not).
 SHARD_PARAM_SECTIONS = ("media", "face", "audio", "tokenizer", "codec", "shards")
 
@@ -100,8 +98,12 @@ def shard_manifest(manifest: Path, out: str, workers: int | None = None, params:
     if len(by_id) != len(rows):
         raise DataError(manifest, "clip_id is not unique")
 
-    blobs = (read_tokenizer_blobs(tokenizer_dir, scfg) if tokenizer_dir
-             else fit_tokenizers(Path(manifest), rows, out, params))
+    tok_dir = tokenizer_dir or str(default_tokenizer_dir(manifest))
+    try:
+        blobs = read_tokenizer_blobs(tok_dir, scfg)
+    except ArtifactError as exc:
+        raise ArtifactError(tok_dir, f"{exc.reason}: fit them first (`imagintalk tokenizers {manifest} --out "
+                                     f"{tok_dir}`, or the fit_unit_tokenizer and fit_codec stages)") from exc
     processor = ClipProcessor(params, blobs)  # also the in-process worker; gives the versions
     versions = processor.versions
     p_hash = params_hash(params)
@@ -119,6 +121,7 @@ def shard_manifest(manifest: Path, out: str, workers: int | None = None, params:
     remove_leftover_temps(out, specs)
     if pending or stale_shards(out, specs, scfg):
         invalidate_index(out, scfg)   # before the first change: a killed run leaves no stale index
+    publish_tokenizers(out, blobs, params)
     todo = [by_id[c] for spec in pending for c in spec.clip_ids]
     use_ray = _wants_ray(workers)
     log.info("shard: %d clips in %d shards, %d complete, %d clips to process (%s)", len(rows),
@@ -143,36 +146,19 @@ def shard_manifest(manifest: Path, out: str, workers: int | None = None, params:
     )
 
 
-def fit_tokenizers(manifest: Path, rows: Sequence[ManifestRow], out: str, params: Params) -> dict[str, bytes]:
-    """Fit the unit tokenizer and codec on the train split into ``{out}/_tokenizers``.
+def default_tokenizer_dir(manifest: str | Path) -> Path:
+    """Where the pipeline fits a corpus's tokenizers: ``tokenizers/`` beside its manifest."""
+    return Path(manifest).resolve().parent / "tokenizers"
 
-    A rerun reuses them when the train clips and the tokenizer/codec params are unchanged (the
-    fit record says so): refitting would cost minutes and, with fixed seeds, give the same files.
-    """
-    from pipelines.tokenizers import fit_codec, fit_unit_tokenizer
 
-    tok_url = storage.join(out, TOKENIZER_SUBDIR)
-    train = sorted((r.clip_id, r.sha256) for r in rows if r.split == "train")
-    if not train:
-        raise DataError(manifest, "no train clips to fit the unit tokenizer and codec on")
-    record = {"train": sha256_json(train), "pipeline_version": PIPELINE_VERSION,
-              "tokenizer": params.tokenizer.model_dump(mode="json"),
-              "codec": params.codec.model_dump(mode="json"),
-              "audio": params.audio.model_dump(mode="json")}
-    fit_url = storage.join(tok_url, FIT_RECORD)
-    have = all(storage.exists(storage.join(tok_url, f), params.storage) for f in TOKENIZER_FILES)
-    if have and storage.exists(fit_url, params.storage):
-        if storage.read_text(fit_url, params.storage).strip() == sha256_json(record):
-            return read_tokenizer_blobs(tok_url, params.storage)
-    with tempfile.TemporaryDirectory(prefix="imagintalk-fit-") as tmp:
-        fit_unit_tokenizer(manifest, Path(tmp), params)
-        fit_codec(manifest, Path(tmp), params)
-        names = tokenizer_files([p.name for p in Path(tmp).iterdir()])
-        blobs = {f: (Path(tmp) / f).read_bytes() for f in names}
-        for name, data in blobs.items():
-            storage.write_bytes(storage.join(tok_url, name), data, params.storage)
-    storage.write_text(fit_url, sha256_json(record), params.storage)
-    return blobs
+def publish_tokenizers(out: str, blobs: dict[str, bytes], params: Params) -> None:
+    """The shard root carries the tokenizers its shards were made with (``_tokenizers/``): the
+    register stage and the vocoder's training find the codec there, whatever the layout."""
+    tok_url = storage.join(out, SHARD_TOKENIZER_DIR)
+    for name, data in blobs.items():
+        url = storage.join(tok_url, name)
+        if not (storage.exists(url, params.storage) and storage.read_bytes(url, params.storage) == data):
+            storage.write_bytes(url, data, params.storage)
 
 
 class _FirstItemTimer:

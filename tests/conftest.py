@@ -86,10 +86,12 @@ def synthtalk_manifest(synthtalk_raw, synthtalk_params):
 @pytest.fixture(scope="session")
 def synthtalk_shards(synthtalk_manifest, synthtalk_params) -> str:
     """The session manifest sharded (``imagintalk shard``, tokenizers fitted on its train split). Read-only."""
+    from shards_support import fit_tokenizers_beside
     from synthtalk_support import N_CLIPS
 
     from pipelines.shard import shard_manifest
 
+    fit_tokenizers_beside(synthtalk_manifest, synthtalk_params)
     out = synthtalk_manifest.parent / "shards"
     summary = shard_manifest(synthtalk_manifest, str(out), workers=1, params=synthtalk_params)
     assert summary.clips_ok == N_CLIPS, summary.summary_line()

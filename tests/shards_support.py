@@ -98,6 +98,18 @@ def small_tokens_params_file(directory: Path, params, k: int, levels: int, codeb
     return path
 
 
+def fit_tokenizers_beside(manifest: Path, params) -> Path:
+    """Fit the unit tokenizer and codec on ``manifest``'s train split where `shard` looks for them
+    by default (``tokenizers/`` beside the manifest): their own stages, as the pipeline runs them."""
+    from pipelines.shard import default_tokenizer_dir
+    from pipelines.tokenizers import fit_codec, fit_unit_tokenizer
+
+    out = default_tokenizer_dir(manifest)
+    fit_unit_tokenizer(Path(manifest), out, params)
+    fit_codec(Path(manifest), out, params)
+    return out
+
+
 def make_clip_manifest(root: Path, spec: list[tuple[str, str, str, str]], n_frames: int = 20,
                        size: int = 64) -> Path:
     """Real mp4 clips and their manifest. spec: (speaker, clip, split, kind) with kind in

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sample_media import write_talking_clip
+from shards_support import fit_tokenizers_beside
 from typer.testing import CliRunner
 
 from imagintalk.config import CodecConfig, Params, TokenizerConfig
@@ -46,6 +47,7 @@ def corpus(tmp_path_factory) -> tuple[Path, Path]:
     # four clips are too few frames for the default K=200 units / 256 codes; the levels (which
     # the audit checks against the default params) stay as they are
     small = Params(tokenizer=TokenizerConfig(k=16), codec=CodecConfig(codebook_size=16))
+    fit_tokenizers_beside(manifest, small)
     summary = shard_manifest(manifest, str(shards), workers=1, params=small)
     assert summary.clips_ok == len(CLIPS), summary.summary_line()
     return manifest, shards

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 import s3fs
 import yaml
-from shards_support import make_clip_manifest, moto_s3
+from shards_support import fit_tokenizers_beside, make_clip_manifest, moto_s3
 from typer.testing import CliRunner
 
 from imagintalk import storage
@@ -39,9 +39,11 @@ def params_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
+def manifest(tmp_path_factory, params_file):
     spec = [("s1", "c0", "train", "ok"), ("s1", "c1", "train", "ok"), ("s2", "c0", "val", "ok")]
-    return make_clip_manifest(tmp_path_factory.mktemp("clips"), spec, n_frames=10, size=32)
+    path = make_clip_manifest(tmp_path_factory.mktemp("clips"), spec, n_frames=10, size=32)
+    fit_tokenizers_beside(path, load_params(params_file))
+    return path
 
 
 @contextmanager

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from shards_support import make_clip_manifest, make_record, record_stats, small_tokens_params_file
+from shards_support import (
+    fit_tokenizers_beside,
+    make_clip_manifest,
+    make_record,
+    record_stats,
+    small_tokens_params_file,
+)
 from test_audit_manifest import clean_rows
 from typer.testing import CliRunner
 
@@ -87,10 +93,12 @@ def params_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
+def manifest(tmp_path_factory, params_file):
     spec = [("s1", "c0", "train", "ok"), ("s1", "c1", "train", "ok"), ("s2", "c0", "train", "ok"),
             ("s3", "c0", "val", "ok")]
-    return make_clip_manifest(tmp_path_factory.mktemp("clips"), spec, n_frames=10, size=32)
+    path = make_clip_manifest(tmp_path_factory.mktemp("clips"), spec, n_frames=10, size=32)
+    fit_tokenizers_beside(path, load_params(params_file))
+    return path
 
 
 def test_workers_zero_is_refused_not_replaced_by_the_default(manifest, params_file, tmp_path):

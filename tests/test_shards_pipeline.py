@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import webdataset as wds
-from shards_support import TALKING_SPEC, make_talking_manifest, moto_s3, small_tokens_params_file
+from shards_support import TALKING_SPEC, fit_tokenizers_beside, make_talking_manifest, moto_s3, small_tokens_params_file
 from typer.testing import CliRunner
 
 from imagintalk import storage
@@ -36,8 +36,10 @@ def params(params_file):
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
-    return make_talking_manifest(tmp_path_factory.mktemp("talking"))
+def manifest(tmp_path_factory, params):
+    path = make_talking_manifest(tmp_path_factory.mktemp("talking"))
+    fit_tokenizers_beside(path, params)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +163,21 @@ def test_missing_tokenizer_artifacts_and_empty_manifest_are_one_line_errors(mani
     with pytest.raises(DataError, match="no clips"):
         shard_manifest(empty, str(tmp_path / "o"), params=params)
     assert not (tmp_path / "o").exists()
+
+
+def test_shard_only_shards_it_refuses_without_fitted_tokenizers_and_says_how_to_fit(params, params_file, tmp_path):
+    """Tokenizers are fitted by their own stages (`imagintalk tokenizers`, fit_unit_tokenizer /
+    fit_codec); `shard` never fits them. Without them it names the folder and the command."""
+    from imagintalk.errors import ArtifactError
+    from pipelines.cli import app
+
+    lone = make_talking_manifest(tmp_path / "lone")
+    with pytest.raises(ArtifactError, match=r"tokenizers: missing tokenizer artifacts.*imagintalk tokenizers"):
+        shard_manifest(lone, str(tmp_path / "o"), params=params)
+    assert not (tmp_path / "o").exists()
+    fit = CliRunner().invoke(app, ["tokenizers", str(lone), "--params", str(params_file)])
+    assert fit.exit_code == 0, fit.output
+    assert {p.name for p in (lone.parent / "tokenizers").glob("*.npz")} == {"codec.npz", "unit_tokenizer.npz"}
+    done = shard_manifest(lone, str(tmp_path / "o"), params=params)
+    assert done.clips_ok == N_OK and (tmp_path / "o" / "_tokenizers" / "codec.npz").read_bytes() == (
+        lone.parent / "tokenizers" / "codec.npz").read_bytes()

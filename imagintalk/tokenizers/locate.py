@@ -12,6 +12,7 @@ from pathlib import Path
 
 from imagintalk import storage
 from imagintalk.config import Params
+from imagintalk.conventions import SHARD_TOKENIZER_DIR
 from imagintalk.errors import ImaginTalkError
 from imagintalk.tokenizers import CODEC_FILE
 from imagintalk.tokenizers.codec import ResidualCodec
@@ -21,14 +22,10 @@ class CodecNotFound(ImaginTalkError):
     """No codec artifact for a shard root, or one of another version than the shards'."""
 
 
-def _parent(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[0] if storage.is_remote(url) else str(Path(url).resolve().parent)
-
-
 def codec_candidates(shards: str) -> list[str]:
-    """Where a shard root's codec lives: the shard step's own fit (``{shards}/_tokenizers``) or the
-    pipeline's tokenizer folder beside the shards (``{shards}/../tokenizers``)."""
-    return [storage.join(shards, "_tokenizers", CODEC_FILE), storage.join(_parent(shards), "tokenizers", CODEC_FILE)]
+    """Where a shard root's codec lives: the copy the shard step keeps with the shards
+    (``{shards}/_tokenizers``), whoever fitted it."""
+    return [storage.join(shards, SHARD_TOKENIZER_DIR, CODEC_FILE)]
 
 
 def find_codec(shards: str, expected_version: str | None, params: Params,
