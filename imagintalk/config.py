@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from imagintalk.conventions import VIDEO_SUFFIXES
 from imagintalk.errors import ConfigError
+from imagintalk.eval_config import EvalConfig, PromoteConfig
+from imagintalk.eval_config import GateMetric as GateMetric  # re-exported: callers import configs from here
+from imagintalk.eval_config import MetricFloor as MetricFloor
+from imagintalk.sections import Section
 
 PARAMS_ENV = "IMAGINTALK_PARAMS"
 DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class MediaConfig(Section):
@@ -231,67 +231,6 @@ class TrainConfig(Section):
     detector_holdout: float = Field(0.25, ge=0.0, lt=1.0)
 
 
-def _eval_key(key: str) -> str:
-    """A metric name of the evaluation (``wer``, ``resynthesis.wer``): imagintalk/eval/catalog.py."""
-    from imagintalk.eval.catalog import split_key
-
-    split_key(key)  # ValueError naming the unknown variant or metric
-    return key
-
-
-class GateMetric(Section):
-    name: str                       # read from the version tag eval.<name>
-    higher_is_better: bool
-    margin: float = 0.0             # required improvement over the champion (negative = tolerance)
-
-    @field_validator("name")
-    @classmethod
-    def _known_metric(cls, v: str) -> str:
-        return _eval_key(v)
-
-
-class MetricFloor(Section):
-    """A bound the challenger's own evaluation must meet (inclusive), checked before any champion
-    comparison. ``metric`` is an eval key (``wer``, ``resynthesis.wer``); with ``relative_to``
-    (another key of the same evaluation, e.g. ``ground_truth.dnsmos_p808``) min/max are offsets
-    from that metric's value."""
-
-    metric: str
-    min: float | None = None
-    max: float | None = None
-    relative_to: str | None = None
-
-    @field_validator("metric", "relative_to")
-    @classmethod
-    def _known_metric(cls, v: str | None) -> str | None:
-        return v if v is None else _eval_key(v)
-
-    @model_validator(mode="after")
-    def _bounded(self) -> MetricFloor:
-        if self.min is None and self.max is None:
-            raise ValueError(f"floor on {self.metric} needs min or max")
-        return self
-
-
-class PromoteConfig(Section):
-    """The promotion gate (pipelines/promote.py)."""
-
-    metrics: list[GateMetric] = Field(default_factory=lambda: [
-        GateMetric(name="wer", higher_is_better=False, margin=0.0),
-        GateMetric(name="speaker_sim", higher_is_better=True, margin=0.0),
-    ])
-    require_strict_improvement: bool = True   # at least one gate metric strictly better
-    require_audit: bool = True
-    require_same_eval_data: bool = False      # eval.data_version of both versions must match
-    audit_result: str = "audit/result.json"   # fallback: relative to the shard root tagged data.shards
-    champion_alias: str = "champion"
-    challenger_alias: str = "challenger"
-    previous_alias: str = "previous-champion"
-    # corpus (the evaluation's eval.corpus tag) -> bounds; "default" applies to a corpus without its
-    # own entry; empty = no floors (imagintalk/registry/gate.py check_floors)
-    floors: dict[str, list[MetricFloor]] = Field(default_factory=dict)
-
-
 class PipelineConfig(Section):
     """Where the default run (make demo, dvc repro, Dagster) reads and writes: paths are templates
     over ``{corpus}`` so every corpus card gets its own partition."""
@@ -303,34 +242,6 @@ class PipelineConfig(Section):
     reports: str = "reports/{corpus}"
     models: str = "artifacts/{corpus}/models"
     model_size: str = "tiny"
-
-
-class EvalConfig(Section):
-    """Offline evaluation on the test split (unseen speakers)."""
-
-    max_clips: int = 16             # test clips generated and judged (0 = all)
-    steps: int = 16                 # style-DiT sampler steps
-    # classifier-free guidance weights (0: off; on validation speakers 1 and 3 raised WER)
-    guidance_lip: float = 0.0
-    guidance_id: float = 0.0
-    guidance_emo: float = 0.0
-    seed: int = 0
-    # the oracle ladder's rungs besides `full` (always): imagintalk/eval/catalog.py RUNGS
-    ladder: list[str] = Field(default_factory=lambda: ["ground_truth", "resynthesis", "oracle_units",
-                                                       "no_refinement"])
-    ablations: list[str] = Field(default_factory=lambda: ["no_error_detector", "no_id", "no_emo"])
-    report_clips: int = Field(4, ge=0)  # test clips with audio players and mel plots in report.html
-
-    @field_validator("ladder", "ablations")
-    @classmethod
-    def _known_variants(cls, v: list[str], info) -> list[str]:
-        from imagintalk.eval.catalog import ABLATIONS, RUNGS
-
-        known = RUNGS if info.field_name == "ladder" else ABLATIONS
-        bad = [x for x in v if x not in known]
-        if bad:
-            raise ValueError(f"unknown {info.field_name} entry {bad[0]!r} (known: {', '.join(known)})")
-        return v
 
 
 Severity = Literal["blocking", "warning"]
