@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = stage_paths(params, corpus)
     t0 = time.time()
     console.rule(f"[bold]ImaginTalk demo: corpus {corpus!r}, model size {params.pipeline.model_size!r}")
-    job = defs.get_job_def("full_pipeline")
+    job = defs.resolve_job_def("full_pipeline")
     result = job.execute_in_process(partition_key=corpus, instance=dg.DagsterInstance.get(),
                                     raise_on_error=False)
     if not result.success:
