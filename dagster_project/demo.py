@@ -9,6 +9,7 @@ how to open the Dagster and MLflow UIs.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                                     raise_on_error=False)
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
+        if failed == ["promote"]:  # the model was evaluated; the gate refused it: show what it scored
+            _print_evaluation(Path(paths["reports"]))
         console.print(f"[red]error: pipeline failed at {', '.join(failed) or 'a step'}; see the Dagster log above")
         return 1
 
@@ -87,11 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for what, where in rows:  # plain print: paths must not be wrapped or styled away
         print(f"  {what:<45} {where}")
+    _print_evaluation(reports)
+    return 0
+
+
+def _print_evaluation(reports: Path) -> None:
+    """The evaluation's ladder table (metrics.md) and the gate's decision, when they exist."""
     table = reports / "evaluation" / "metrics.md"
     if table.is_file():
         print(f"\nevaluation on the unseen test speakers ({table}):\n")
         print(table.read_text().split("\n", 2)[-1])
-    return 0
+    decision = reports / "promotion.json"
+    if decision.is_file():
+        print(f"promotion: {json.loads(decision.read_text()).get('reason', '')} ({decision})")
 
 
 if __name__ == "__main__":
