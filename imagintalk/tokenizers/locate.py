@@ -13,37 +13,34 @@ from pathlib import Path
 from imagintalk import storage
 from imagintalk.config import Params
 from imagintalk.conventions import SHARD_TOKENIZER_DIR
-from imagintalk.errors import ImaginTalkError
+from imagintalk.errors import ArtifactError
 from imagintalk.tokenizers import CODEC_FILE
 from imagintalk.tokenizers.codec import ResidualCodec
 
 
-class CodecNotFound(ImaginTalkError):
+class CodecNotFound(ArtifactError):
     """No codec artifact for a shard root, or one of another version than the shards'."""
 
 
-def codec_candidates(shards: str) -> list[str]:
+def codec_url(shards: str) -> str:
     """Where a shard root's codec lives: the copy the shard step keeps with the shards
     (``{shards}/_tokenizers``), whoever fitted it."""
-    return [storage.join(shards, SHARD_TOKENIZER_DIR, CODEC_FILE)]
+    return storage.join(shards, SHARD_TOKENIZER_DIR, CODEC_FILE)
 
 
 def find_codec(shards: str, expected_version: str | None, params: Params,
                explicit: str | None = None) -> ResidualCodec:
-    """The codec the shards were tokenised with, checked by version against the shard index."""
-    for url in [explicit] if explicit else codec_candidates(shards):
-        if not storage.exists(url, params.storage):
-            continue
-        local = Path(url)
-        if storage.is_remote(url):  # the artifact is a .npz + .json pair: fetch both
-            local = Path(tempfile.mkdtemp(prefix="imagintalk-codec-")) / CODEC_FILE
-            for suffix in (".npz", ".json"):
-                local.with_suffix(suffix).write_bytes(
-                    storage.read_bytes(url.removesuffix(".npz") + suffix, params.storage))
-        codec = ResidualCodec.load(local)
-        if expected_version and codec.version != expected_version:
-            raise CodecNotFound(url, f"codec version {codec.version[:12]} is not the shards' {expected_version[:12]}")
-        return codec
-    raise CodecNotFound(shards, f"no {CODEC_FILE} found ({', '.join(codec_candidates(shards))}); pass codec_path")
-
-
+    """The codec the shards were tokenised with (or ``explicit``), checked by version against the
+    shard index."""
+    url = explicit or codec_url(shards)
+    if not storage.exists(url, params.storage):
+        raise CodecNotFound(shards, f"no {CODEC_FILE} found ({url}); pass codec_path")
+    local = Path(url)
+    if storage.is_remote(url):  # the artifact is a .npz + .json pair: fetch both
+        local = Path(tempfile.mkdtemp(prefix="imagintalk-codec-")) / CODEC_FILE
+        for suffix in (".npz", ".json"):
+            local.with_suffix(suffix).write_bytes(storage.read_bytes(url.removesuffix(".npz") + suffix, params.storage))
+    codec = ResidualCodec.load(local)
+    if expected_version and codec.version != expected_version:
+        raise CodecNotFound(url, f"codec version {codec.version[:12]} is not the shards' {expected_version[:12]}")
+    return codec
