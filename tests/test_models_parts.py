@@ -83,8 +83,12 @@ def test_refine_threshold_controls_which_units_are_repredicted(cfg):
         assert one.flagged.all()
         al = refiner.aligner(b["lips"], b["lip_mask"])
         masked = torch.full_like(one.units, refiner.bert.mask_id)
-        expect = refiner.bert(masked, al.mask, refiner.lip_condition(al, masked)).logits.argmax(-1)
-    assert torch.equal(one.units, expect)
+        bert = refiner.bert(masked, al.mask, refiner.lip_condition(al, masked)).logits.log_softmax(-1)
+        fused = (bert + al.logits.log_softmax(-1)).argmax(-1)  # the default decision: both opinions
+        assert torch.equal(one.units, fused)
+        refiner.cfg = refiner.cfg.model_copy(update={"decision": "replace"})
+        replaced = refiner.refine(b["lips"], b["lip_mask"], rounds=1, threshold=0.0)
+    assert torch.equal(replaced.units, bert.argmax(-1))  # the BERT alone decides
     ablation = refiner.refine(b["lips"], b["lip_mask"], rounds=0)
     assert torch.equal(ablation.units, ablation.aligner_units)
 

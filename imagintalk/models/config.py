@@ -99,8 +99,12 @@ class UnitBertConfig(_Cfg):
 class ErrorDetectorConfig(_Cfg):
     encoder: EncoderConfig = EncoderConfig(layers=1)
     conditioning: Literal["add", "cross_attention"] = "add"
-    threshold: float = 0.5
+    threshold: float = 0.6          # P(wrong) above which a unit is re-predicted (set on val speakers)
     rounds: int = 2
+    # How a flagged unit is re-decided: ``replace`` by the BERT's argmax, or ``fuse`` the two
+    # opinions (argmax of log p_aligner + log p_BERT): a wrong flag then rarely overturns a
+    # confident aligner (results/README.md, "Refinement rules").
+    decision: Literal["replace", "fuse"] = "fuse"
     finetune_bert: bool = True
     mlm_weight: float = 1.0
     error_mask_prob: float = 0.9    # true aligner errors masked for the lip-conditioned re-prediction

@@ -4,7 +4,9 @@ The aligner's argmax units are often wrong where the lips are ambiguous (the vis
 look alike). A per-position binary head over the aligner features and the embedding of the
 predicted unit flags likely-wrong units; ``LipRefiner.refine`` masks the flagged positions and
 lets the unit BERT, conditioned on the lip features, re-predict them — for a few rounds, since a
-corrected neighbour can make the next decision easier. The BERT's hidden states over the final
+corrected neighbour can make the next decision easier. With ``decision: fuse`` a flagged unit
+becomes the argmax of the aligner's and the BERT's log-probabilities together: on unseen speakers
+the BERT's argmax alone overturned more right units than wrong ones. The BERT's hidden states over the final
 units, again conditioned on the lips, are the lip-aware semantic feature c_lip.
 
 Stage ``error_detector`` (``LipRefiner.loss``): the aligner is frozen; the head learns BCE on
@@ -130,7 +132,10 @@ class LipRefiner(nn.Module):
             flagged_any |= flagged
             inputs = torch.where(flagged, self.bert.mask_id, units)
             out = self.bert(inputs, al.mask, self.lip_condition(al, inputs))
-            units = torch.where(flagged, out.logits.argmax(-1), units)
+            scores = out.logits.log_softmax(-1)
+            if self.cfg.decision == "fuse":
+                scores = scores + al.logits.log_softmax(-1)
+            units = torch.where(flagged, scores.argmax(-1), units)
         c_lip = self.bert(units, al.mask, self.lip_condition(al, units)).hidden
         return RefineOutput(units=units * al.mask, c_lip=c_lip, mask=al.mask, aligner_units=first * al.mask,
                             flagged=flagged_any, error_prob=first_prob * al.mask)
