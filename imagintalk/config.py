@@ -141,7 +141,9 @@ class TokenizerConfig(Section):
 
     k: int = Field(200, ge=2, le=32767)  # codes are stored as int16
     features: str = Field("mfcc", pattern="^(mfcc|logmel|hubert)$")
-    checkpoint: str | None = None   # local path for hubert/wavlm features
+    # hubert/wavlm features: a local checkpoint path, or a pretrained component's name (e.g.
+    # hubert-base-ls960; `imagintalk models list`) resolved from the cache or the storage root
+    checkpoint: str | None = None
     layer: int | None = None        # transformer layer of the checkpoint (None: last)
     # "utterance": each clip's features mean/variance-normalised over the clip before k-means, which
     # removes much of the voice (channel, vocal tract) from the units; see tokenizers/units.py
@@ -187,6 +189,34 @@ class LoaderConfig(Section):
     drop_last: bool = False
     # only these speakers' clips (a training stage's share of the train split); None: every speaker
     speakers: list[str] | None = None
+
+
+ComponentKind = Literal["unit_extractor", "codec", "visual_encoder", "asr_judge", "speaker_encoder",
+                        "naturalness_judge"]
+
+
+class ComponentSpec(Section):
+    """A params entry of the pretrained catalogue (imagintalk/pretrained/catalog.py): a new component
+    (``kind`` and ``url`` required) or an override of a built-in one (only the fields given change,
+    e.g. ``url`` for a mirror)."""
+
+    kind: ComponentKind | None = None
+    url: str | None = None
+    sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$")
+    size: int | None = Field(None, ge=0)
+    filename: str | None = Field(None, pattern=r"^[^/\\]+$")
+    architecture: str | None = None          # e.g. torchaudio.models.hubert_base
+    config: dict[str, Any] | None = None     # keyword arguments of the architecture's builder
+    licence: str | None = None
+    bundled: str | None = None               # "package:path/in/package" of a copy shipped in a wheel
+
+
+class PretrainedConfig(Section):
+    """Where pulled weights live on this machine, and catalogue entries added without code."""
+
+    # $IMAGINTALK_PRETRAINED_CACHE overrides it (imagintalk/pretrained/cache.py)
+    cache_dir: str = "~/.cache/imagintalk/pretrained"
+    components: dict[str, ComponentSpec] = Field(default_factory=dict)
 
 
 class StorageConfig(Section):
@@ -357,6 +387,7 @@ class Params(Section):
     shards: ShardConfig = ShardConfig()
     loader: LoaderConfig = LoaderConfig()
     storage: StorageConfig = StorageConfig()
+    pretrained: PretrainedConfig = PretrainedConfig()
     audit: AuditConfig = AuditConfig()
     pipeline: PipelineConfig = PipelineConfig()
     eval: EvalConfig = EvalConfig()

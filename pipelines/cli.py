@@ -177,6 +177,52 @@ def serve(
     _run(run_server, model, host=host, port=port, params=_params(params))
 
 
+models_app = typer.Typer(help="Pretrained components by name: pull into the cache, list, publish to the "
+                         "storage root that every worker resolves them from.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+CacheOpt = typer.Option(None, "--cache", help="Cache directory (default $IMAGINTALK_PRETRAINED_CACHE, "
+                        "else pretrained.cache_dir).")
+
+
+@models_app.command("pull")
+def models_pull(
+    name: str = typer.Argument(..., help="Component name (see `imagintalk models list`)."),
+    source: str = typer.Option(None, "--from", help="Take it from a local file, an http(s) URL or an s3:// "
+                               "URL (a mirror) instead of the catalogue's URL."),
+    cache: Path = CacheOpt,
+    params: Path = ParamsOpt,
+) -> None:
+    """Download a component's weight file into the cache and verify its sha256."""
+    from pipelines.pretrained import pull_component
+
+    _run(pull_component, name, source, cache, params=_params(params))
+
+
+@models_app.command("list")
+def models_list(cache: Path = CacheOpt, params: Path = ParamsOpt) -> None:
+    """Every known component: kind, whether it is cached, size, licence."""
+    from pipelines.pretrained import list_components
+
+    table = _run(list_components, cache, params=_params(params))
+    for row in table.rows():
+        typer.echo(row)
+    typer.echo(table.footer())
+
+
+@models_app.command("publish")
+def models_publish(
+    name: str = typer.Argument(..., help="Component name (cached: `imagintalk models pull NAME` first)."),
+    to: str = typer.Option(None, "--to", help="Storage root, local or s3:// (default $IMAGINTALK_STORAGE_ROOT, "
+                           "else storage.root)."),
+    cache: Path = CacheOpt,
+    params: Path = ParamsOpt,
+) -> None:
+    """Copy a cached weight file to STORAGE_ROOT/_pretrained/NAME/, where stages on workers find it."""
+    from pipelines.pretrained import publish_component
+
+    _run(publish_component, name, to, cache, params=_params(params))
+
+
 @app.command("dvc-yaml")
 def dvc_yaml(out: Path = typer.Option(Path("dvc.yaml"), "--out")) -> None:
     """Regenerate dvc.yaml from the stage registry in pipelines/."""

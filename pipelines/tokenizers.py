@@ -110,7 +110,7 @@ def fit_unit_tokenizer(manifest: Path, out: Path, params: Params | None = None) 
     params = params or load_params()
     cfg = params.tokenizer
     reader = _Reader(_train_rows(Path(manifest), cfg.seed), params, cfg.max_frames, "unit tokenizer")
-    tok = UnitTokenizer.fit(reader, cfg, params.audio)
+    tok = UnitTokenizer.fit(reader, cfg, params.audio, params=params)
     path = tok.save(Path(out) / UNIT_TOKENIZER_FILE)
     return TokenizerSummary(path, tok.k, cfg.features, reader.clips, int(tok.meta["frames_fit"]),
                             tok.version, tuple(reader.skipped))

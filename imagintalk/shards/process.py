@@ -114,7 +114,7 @@ class ClipProcessor:
         with tempfile.TemporaryDirectory(prefix="imagintalk-tok-") as tmp:
             for name, data in tokenizer_blobs.items():
                 (Path(tmp) / name).write_bytes(data)
-            self.units = UnitTokenizer.load(Path(tmp) / UNIT_TOKENIZER_FILE)
+            self.units = UnitTokenizer.load(Path(tmp) / UNIT_TOKENIZER_FILE, params=params)
             self.codec = ResidualCodec.load(Path(tmp) / CODEC_FILE)
 
     @property

@@ -2,27 +2,33 @@
 
 - ``mfcc``: 13 MFCC + deltas + delta-deltas (39-d), HuBERT's first-iteration k-means targets;
 - ``logmel``: the 80-d log-mel;
-- ``hubert``: a transformer layer of a local HuBERT / WavLM / wav2vec 2.0 checkpoint (torchaudio
-  models; nothing is downloaded). Hub weights are only usable through a file we were given.
+- ``hubert``: a transformer layer of a HuBERT / WavLM / wav2vec 2.0 checkpoint (torchaudio models;
+  nothing is downloaded here): a local file, or a pretrained component named in the catalogue
+  (``hubert-base-ls960``), resolved from the cache or the storage root (imagintalk/pretrained/), so
+  every Ray worker finds the same verified file without a path that must exist on each of them.
 
 Checkpoint files (``torch.save``) are one of:
 1. ``{"arch": "hubert"|"wav2vec2"|"wavlm", "config": {<torchaudio factory kwargs>}, "state_dict": ...}``
    — self-describing; ``config`` goes to ``torchaudio.models.wav2vec2_model`` (or ``wavlm_model``);
 2. ``{"factory": "hubert_base", "state_dict": ...}`` — a named ``torchaudio.models`` factory;
-3. a bare state_dict of such a model (e.g. ``torchaudio.pipelines.HUBERT_BASE.get_model()``),
-   matched against the base/large factories by loading it strictly.
+3. a bare state_dict of such a model (e.g. ``torchaudio.pipelines.HUBERT_BASE.get_model()``, the
+   upstream files of the catalogue), built with the component's ``torchaudio.models`` builder when
+   it was named, else matched against the base/large factories by loading it strictly.
 A ``HuBERTPretrainModel`` state_dict (keys under ``wav2vec2.``) is accepted in all three forms.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from imagintalk.config import AudioFeatureConfig
+from imagintalk.config import AudioFeatureConfig, Params
 from imagintalk.errors import ArtifactError, ConfigError
 from imagintalk.features.audio import deltas, frames_50hz, log_mel, mfcc
 from imagintalk.tokenizers.artifact import file_sha256
@@ -33,6 +39,45 @@ from imagintalk.tokenizers.artifact import file_sha256
 _W2V_STRIDE, _W2V_FIELD = 320, 400
 _FACTORIES = ("hubert_base", "wavlm_base", "hubert_large", "wavlm_large", "wav2vec2_large_lv60k",
               "wav2vec2_large", "hubert_xlarge")
+# builders a catalogue entry may name (``torchaudio.models.<builder>``) for a bare state_dict
+_BUILDERS = frozenset(_FACTORIES) | {"wav2vec2_base", "wav2vec2_model", "wavlm_model"}
+_BUILDER_MODULE = "torchaudio.models."
+
+
+@dataclass(frozen=True)
+class ResolvedCheckpoint:
+    """A checkpoint file, with the builder of the pretrained component it is when it was named."""
+
+    path: Path
+    name: str | None = None
+    builder: str | None = None
+    builder_config: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_checkpoint(value: str, params: Params | None = None) -> ResolvedCheckpoint:
+    """``tokenizer.checkpoint``: a pretrained component's name (a unit extractor of the catalogue,
+    fetched from the cache or the storage root) or a local path."""
+    from imagintalk.config import load_params
+    from imagintalk.pretrained import catalogue, resolve
+
+    params = params if params is not None else load_params()
+    known = catalogue(params)
+    comp = known.get(value)
+    if comp is None:
+        if not Path(value).expanduser().exists() and "/" not in value and os.sep not in value \
+                and not Path(value).suffix:
+            extractors = ", ".join(n for n, c in known.items() if c.kind == "unit_extractor")
+            raise ConfigError(value, f"tokenizer.checkpoint is neither a file nor a pretrained component "
+                                     f"(unit extractors: {extractors})")
+        return ResolvedCheckpoint(Path(value).expanduser())
+    if comp.kind != "unit_extractor":
+        raise ConfigError(value, f"tokenizer.checkpoint names a {comp.kind}, not a unit_extractor")
+    if not comp.architecture.startswith(_BUILDER_MODULE) or \
+            comp.architecture.removeprefix(_BUILDER_MODULE) not in _BUILDERS:
+        raise ConfigError(value, f"architecture {comp.architecture!r} is not a torchaudio wav2vec 2.0-family "
+                                 f"builder ({', '.join(sorted(_BUILDER_MODULE + b for b in _BUILDERS))})")
+    return ResolvedCheckpoint(resolve(value, params=params), value,
+                              comp.architecture.removeprefix(_BUILDER_MODULE), dict(comp.config))
 
 
 class FeatureExtractor(Protocol):
@@ -66,14 +111,17 @@ class LogMelExtractor:
 
 
 class HubertExtractor:
-    """Layer ``layer`` (1-based; None = last) of a local wav2vec 2.0-family checkpoint."""
+    """Layer ``layer`` (1-based; None = last) of a wav2vec 2.0-family checkpoint (a local path, or
+    one resolved from a component name by :func:`resolve_checkpoint`)."""
 
     name = "hubert"
 
-    def __init__(self, checkpoint: str | Path, audio_cfg: AudioFeatureConfig, layer: int | None = None):
-        self.checkpoint = str(checkpoint)
+    def __init__(self, checkpoint: str | Path | ResolvedCheckpoint, audio_cfg: AudioFeatureConfig,
+                 layer: int | None = None):
+        ckpt = checkpoint if isinstance(checkpoint, ResolvedCheckpoint) else ResolvedCheckpoint(Path(checkpoint))
+        self.checkpoint = str(ckpt.path)
         self.cfg = audio_cfg
-        self.model = load_ssl_checkpoint(self.checkpoint)
+        self.model = load_ssl_checkpoint(self.checkpoint, ckpt.builder, ckpt.builder_config)
         n_layers = len(self.model.encoder.transformer.layers)
         if layer is not None and not 1 <= layer <= n_layers:
             raise ConfigError(self.checkpoint, f"layer {layer} out of range 1..{n_layers}")
@@ -95,7 +143,7 @@ class HubertExtractor:
         return f[:, :n_out]
 
 
-def make_extractor(name: str, audio_cfg: AudioFeatureConfig, checkpoint: str | None = None,
+def make_extractor(name: str, audio_cfg: AudioFeatureConfig, checkpoint: str | ResolvedCheckpoint | None = None,
                    layer: int | None = None) -> FeatureExtractor:
     if name == "mfcc":
         return MfccExtractor(audio_cfg)
@@ -103,23 +151,28 @@ def make_extractor(name: str, audio_cfg: AudioFeatureConfig, checkpoint: str | N
         return LogMelExtractor(audio_cfg)
     if name == "hubert":
         if not checkpoint:
-            raise ConfigError("tokenizer.checkpoint", "hubert features need a local checkpoint path")
+            raise ConfigError("tokenizer.checkpoint", "hubert features need a local checkpoint path or a "
+                                                      "pretrained component name")
         return HubertExtractor(checkpoint, audio_cfg, layer)
     raise ConfigError("tokenizer.features", f"unknown feature extractor {name!r} (mfcc, logmel, hubert)")
 
 
-def load_ssl_checkpoint(path: str | Path):
+def load_ssl_checkpoint(path: str | Path, builder: str | None = None, builder_config: dict[str, Any] | None = None):
     """A torchaudio Wav2Vec2Model in eval mode from one of the checkpoint forms (module docstring);
-    cached per process by path and content, so Ray workers load it once and a replaced file is
-    not served from the cache."""
+    ``builder`` (a ``torchaudio.models`` function) and its keyword arguments build the model of a
+    bare state_dict. Cached per process by path and content, so Ray workers load it once and a
+    replaced file is not served from the cache."""
     p = Path(path)
     if not p.is_file():
         raise ArtifactError(p, "checkpoint file does not exist")
-    return _load_ssl_checkpoint(str(p.resolve()), file_sha256(p))
+    if builder is not None and builder not in _BUILDERS:
+        raise ArtifactError(p, f"unknown torchaudio builder {builder!r}")
+    return _load_ssl_checkpoint(str(p.resolve()), file_sha256(p), builder,
+                                json.dumps(builder_config or {}, sort_keys=True))
 
 
 @functools.lru_cache(maxsize=2)
-def _load_ssl_checkpoint(path: str, sha256: str):
+def _load_ssl_checkpoint(path: str, sha256: str, builder: str | None = None, builder_config: str = "{}"):
     import torch
     import torchaudio
 
@@ -143,10 +196,20 @@ def _load_ssl_checkpoint(path: str, sha256: str):
                 raise ArtifactError(p, f"unknown torchaudio factory {name!r}")
             model = _build(p, getattr(models, name), state)
         else:
-            model = _match_factory(p, state)
+            model = _from_builder(p, state, builder, builder_config)
     else:
-        model = _match_factory(p, _strip_pretrain_prefix(obj))
+        model = _from_builder(p, _strip_pretrain_prefix(obj), builder, builder_config)
     return model.eval()
+
+
+def _from_builder(path: Path, state: dict[str, Any], builder: str | None, builder_config: str):
+    """A bare state_dict: the named component's builder, else the factory whose shapes fit."""
+    if builder is None:
+        return _match_factory(path, state)
+    import torchaudio
+
+    kwargs = json.loads(builder_config)
+    return _build(path, lambda: getattr(torchaudio.models, builder)(**kwargs), state)
 
 
 def _strip_pretrain_prefix(state: dict[str, Any]) -> dict[str, Any]:

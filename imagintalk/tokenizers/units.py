@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from imagintalk.config import AudioFeatureConfig, TokenizerConfig
+from imagintalk.config import AudioFeatureConfig, Params, TokenizerConfig
 from imagintalk.errors import ArtifactError, DataError
 from imagintalk.tokenizers.artifact import content_version, file_sha256, load_artifact, save_artifact
-from imagintalk.tokenizers.extractors import FeatureExtractor, make_extractor
+from imagintalk.tokenizers.extractors import FeatureExtractor, ResolvedCheckpoint, make_extractor, resolve_checkpoint
 from imagintalk.tokenizers.kmeans import assign, cap_rows, fit_kmeans
 
 KIND = "unit_tokenizer"
@@ -36,17 +36,21 @@ class UnitTokenizer:
     meta: dict[str, Any]            # features, k, seed, frames, audio config, checkpoint, inertia
     version: str = ""
     _extractor: FeatureExtractor | None = field(default=None, repr=False, compare=False)
+    # where a checkpoint named by a pretrained component is resolved (cache, storage root, catalogue)
+    params: Params | None = field(default=None, repr=False, compare=False)
 
     @property
     def k(self) -> int:
         return int(self.centroids.shape[0])
 
     @classmethod
-    def fit(cls, audios: Iterable[np.ndarray], cfg: TokenizerConfig,
-            audio_cfg: AudioFeatureConfig | None = None) -> UnitTokenizer:
-        """Fit on an iterable of float32 16 kHz clips (the train split only: the caller's job)."""
+    def fit(cls, audios: Iterable[np.ndarray], cfg: TokenizerConfig, audio_cfg: AudioFeatureConfig | None = None,
+            params: Params | None = None) -> UnitTokenizer:
+        """Fit on an iterable of float32 16 kHz clips (the train split only: the caller's job).
+        ``params`` resolves a checkpoint given by component name (default: params.yaml's)."""
         audio_cfg = audio_cfg or AudioFeatureConfig()
-        extractor = make_extractor(cfg.features, audio_cfg, cfg.checkpoint, cfg.layer)
+        ckpt = resolve_checkpoint(cfg.checkpoint, params) if cfg.features == "hubert" and cfg.checkpoint else None
+        extractor = make_extractor(cfg.features, audio_cfg, ckpt, cfg.layer)
         chunks = [normalize_utterance(extractor(a).T, cfg.normalize) for a in audios]
         chunks = [c for c in chunks if len(c)]
         if not chunks:
@@ -62,9 +66,9 @@ class UnitTokenizer:
             "layer": cfg.layer,
             "frames_seen": int(n_seen), "frames_fit": int(len(x)), "frame_rate_hz": 50,
             "mean_sq_dist": round(inertia, 6), "audio": audio_cfg.model_dump(mode="json", include=FEATURE_FIELDS),
-            **_checkpoint_meta(cfg.checkpoint if cfg.features == "hubert" else None),
+            **_checkpoint_meta(ckpt),
         }
-        tok = cls(centroids, mean, std, meta)
+        tok = cls(centroids, mean, std, meta, params=params)
         tok.version = content_version(tok._arrays(), meta)
         tok._extractor = extractor
         return tok
@@ -75,13 +79,17 @@ class UnitTokenizer:
     @property
     def extractor(self) -> FeatureExtractor:
         if self._extractor is None:
-            path = self.meta.get("checkpoint_path")
-            if path is not None and not Path(path).is_file():
-                raise ArtifactError(path, "the checkpoint this tokenizer was fitted with is missing")
-            if path is not None and file_sha256(path) != self.meta["checkpoint_sha256"]:
-                raise ArtifactError(path, "checkpoint differs from the one the tokenizer was fitted with")
+            name, path = self.meta.get("checkpoint_name"), self.meta.get("checkpoint_path")
+            # a named component is resolved again here (on a Ray worker: from its cache or the storage
+            # root); a path must exist on this machine
+            ckpt = (resolve_checkpoint(name, self.params) if name else
+                    ResolvedCheckpoint(Path(path)) if path is not None else None)
+            if ckpt is not None and not ckpt.path.is_file():
+                raise ArtifactError(ckpt.path, "the checkpoint this tokenizer was fitted with is missing")
+            if ckpt is not None and file_sha256(ckpt.path) != self.meta["checkpoint_sha256"]:
+                raise ArtifactError(ckpt.path, "checkpoint differs from the one the tokenizer was fitted with")
             self._extractor = make_extractor(self.meta["features"], AudioFeatureConfig(**self.meta["audio"]),
-                                             path, self.meta.get("layer"))
+                                             ckpt, self.meta.get("layer"))
         return self._extractor
 
     def features(self, audio: np.ndarray) -> np.ndarray:
@@ -102,12 +110,13 @@ class UnitTokenizer:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> UnitTokenizer:
+    def load(cls, path: str | Path, params: Params | None = None) -> UnitTokenizer:
+        """``params``: where a checkpoint named by component is resolved (default: params.yaml's)."""
         arrays, meta = load_artifact(path)
         if meta.get("kind") != KIND:
             raise ArtifactError(path, f"not a unit tokenizer artifact (kind {meta.get('kind')!r})")
         return cls(arrays["centroids"], arrays["mean"], arrays["std"],
-                   {k: v for k, v in meta.items() if k != "version"}, meta["version"])
+                   {k: v for k, v in meta.items() if k != "version"}, meta["version"], params=params)
 
 
 _CMVN_MIN_STD = 0.1
@@ -129,9 +138,12 @@ def normalize_utterance(x: np.ndarray, mode: str) -> np.ndarray:
     return (x - x.mean(0, keepdims=True)) / np.maximum(x.std(0, keepdims=True), _CMVN_MIN_STD)
 
 
-def _checkpoint_meta(checkpoint: str | None) -> dict[str, str | None]:
-    """Content hash (part of the version) and local path (not): a different checkpoint at the same
-    path must not pass unnoticed, and the same one elsewhere must give the same version."""
-    if not checkpoint:
+def _checkpoint_meta(ckpt: ResolvedCheckpoint | None) -> dict[str, str | None]:
+    """Content hash (part of the version), local path and component name (not): a different
+    checkpoint at the same path must not pass unnoticed, and the same one elsewhere or by another
+    name must give the same version. The name is only recorded when there is one, so artefacts
+    fitted on a path keep the version they had."""
+    if ckpt is None:
         return {"checkpoint_sha256": None, "checkpoint_path": None}
-    return {"checkpoint_sha256": file_sha256(checkpoint), "checkpoint_path": str(Path(checkpoint).resolve())}
+    meta = {"checkpoint_sha256": file_sha256(ckpt.path), "checkpoint_path": str(ckpt.path.resolve())}
+    return {**meta, "checkpoint_name": ckpt.name} if ckpt.name else meta

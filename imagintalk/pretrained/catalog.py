@@ -1,0 +1,123 @@
+"""The catalogue of pretrained components we know by name: what each is for, which maintained
+package's architecture loads it, where its upstream weight file lives, and the file's sha256.
+
+Why a catalogue: a checkpoint named in params (``tokenizer.checkpoint: hubert-base-ls960``) is the
+same file on a laptop and on every Ray worker, fetched once into a cache and checked by hash,
+instead of a path that must exist on each machine. The built-in entries below are the field's
+usual choices; ``params.yaml``'s ``pretrained.components`` adds entries or overrides fields of
+these (a mirror URL, a hash) without code.
+
+Hashes: where the upstream publishes one, or several independent records agree on it, it is
+written here. Where we could not find it (torchaudio's HuBERT/wav2vec 2.0 exports), ``sha256`` is
+None: the first ``pull`` records the hash it saw and every later copy is verified against that
+record (trust on first use), see imagintalk/pretrained/cache.py.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import Field, ValidationError, field_validator
+
+from imagintalk.config import ComponentKind, ComponentSpec, Params
+from imagintalk.errors import ConfigError
+from imagintalk.sections import Section
+
+
+class Component(Section):
+    """One named pretrained component, complete (built-in merged with any params override)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    kind: ComponentKind
+    url: str
+    filename: str = Field(pattern=r"^[^/\\]+$")   # the file's name in the cache and storage
+    sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$")
+    size: int | None = None                      # bytes, when known
+    architecture: str                            # the maintained builder that loads the file
+    config: dict[str, Any] = Field(default_factory=dict)   # the builder's keyword arguments
+    licence: str = "unknown"
+    bundled: str | None = None                   # "package:path" of an identical copy in a wheel
+
+    @field_validator("filename")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if value in (".", ".."):
+            raise ValueError(f"{value!r} is not a file name")
+        return value
+
+
+def _entry(name: str, kind: str, url: str, architecture: str, licence: str, sha256: str | None = None,
+           size: int | None = None, bundled: str | None = None) -> Component:
+    # the filename is fixed here from the upstream URL, so a mirror (another URL) keeps the cache path
+    return Component(name=name, kind=kind, url=url, filename=posixpath.basename(urlparse(url).path),
+                     architecture=architecture, licence=licence, sha256=sha256, size=size, bundled=bundled)
+
+
+_TORCHAUDIO = "https://download.pytorch.org/torchaudio/models"
+
+BUILTIN: dict[str, Component] = {c.name: c for c in (
+    # torchaudio's exports of the fairseq checkpoints: a bare state_dict of the builder's model
+    # (what torchaudio.pipelines.HUBERT_BASE / WAV2VEC2_BASE load). torchaudio publishes no hash.
+    _entry("hubert-base-ls960", "unit_extractor", f"{_TORCHAUDIO}/hubert_fairseq_base_ls960.pth",
+           "torchaudio.models.hubert_base", "MIT (fairseq)"),
+    _entry("wav2vec2-base", "unit_extractor", f"{_TORCHAUDIO}/wav2vec2_fairseq_base_ls960.pth",
+           "torchaudio.models.wav2vec2_base", "MIT (fairseq)"),
+    # torch.hub file name carries the hash prefix d7cc33bc; the full hash agrees with it
+    _entry("encodec-24khz", "codec", "https://dl.fbaipublicfiles.com/encodec/v0/encodec_24khz-d7cc33bc.th",
+           "encodec.EncodecModel.encodec_model_24khz", "MIT",
+           sha256="d7cc33bcf1aad7f2dad9836f36431530744abeace3ca033005e3290ed4fa47bf", size=93_171_529),
+    _entry("resemblyzer-ge2e", "speaker_encoder",
+           "https://github.com/resemble-ai/Resemblyzer/raw/master/resemblyzer/pretrained.pt",
+           "resemblyzer.VoiceEncoder", "Apache-2.0",
+           sha256="39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e", size=17_090_379,
+           bundled="resemblyzer:pretrained.pt"),
+    _entry("dnsmos-p808", "naturalness_judge",
+           "https://github.com/microsoft/DNS-Challenge/raw/master/DNSMOS/DNSMOS/model_v8.onnx",
+           "speechmos.dnsmos (onnxruntime)", "MIT",
+           sha256="9246480c58567bc6affd4200938e77eef49468c8bc7ed3776d109c07456f6e91", size=224_860,
+           bundled="speechmos:dnsmos_models/model_v8.onnx"),
+    # openai-whisper checks the same hash: it is the URL's path segment
+    _entry("whisper-tiny", "asr_judge",
+           "https://openaipublic.azureedge.net/main/whisper/models/"
+           "65147644a518d12f04e32d6f3b26facc3f8dd46e5390956a9424a650c0ce22b9/tiny.pt",
+           "whisper.load_model (openai-whisper)", "MIT",
+           sha256="65147644a518d12f04e32d6f3b26facc3f8dd46e5390956a9424a650c0ce22b9"),
+)}
+
+
+def catalogue(params: Params | None = None) -> dict[str, Component]:
+    """Built-in entries with ``params.pretrained.components`` applied, sorted by name."""
+    found = dict(BUILTIN)
+    for name, spec in (params.pretrained.components if params is not None else {}).items():
+        found[name] = _apply(name, found.get(name), spec)
+    return dict(sorted(found.items()))
+
+
+def component(name: str, params: Params | None = None) -> Component:
+    """The entry called ``name``; a ConfigError listing the known names otherwise."""
+    known = catalogue(params)
+    if name not in known:
+        raise ConfigError(name, f"unknown pretrained component (known: {', '.join(known)}; "
+                                "add one under pretrained.components in params.yaml)")
+    return known[name]
+
+
+def _apply(name: str, base: Component | None, spec: ComponentSpec) -> Component:
+    given = spec.model_dump(exclude_none=True)
+    where = f"pretrained.components.{name}"
+    if base is None:
+        missing = [k for k in ("kind", "url") if k not in given]
+        if missing:
+            raise ConfigError(where, f"a new component needs {' and '.join(missing)}")
+        given.setdefault("filename", posixpath.basename(urlparse(given["url"]).path))
+        given.setdefault("architecture", "unspecified")
+        fields = {"name": name, **given}
+    else:
+        fields = {**base.model_dump(), **given}
+    try:
+        return Component(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(where, f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from exc
