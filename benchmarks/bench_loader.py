@@ -32,7 +32,7 @@ from imagintalk.shards.index import write_index
 VERSIONS = {"pipeline_version": PIPELINE_VERSION, "tokenizer_version": "bench", "codec_version": "bench"}
 
 
-def random_record(clip_id: str, t: int, levels: int, rng: np.random.Generator) -> ShardRecord:
+def random_record(clip_id: str, t: int, levels: int, rng: np.random.Generator, units: int = 200) -> ShardRecord:
     yy, xx = np.mgrid[0:150, 0:150] / 150.0
     face = np.stack([127 + 100 * np.sin(2 * np.pi * (xx + yy) + p) for p in rng.random(3) * 6], -1)
     return ShardRecord(
@@ -40,7 +40,7 @@ def random_record(clip_id: str, t: int, levels: int, rng: np.random.Generator) -
         identity=rng.standard_normal(128).astype(np.float32),
         emotion={"label": "neutral", "intensity": None, "probs": None},
         mel=rng.standard_normal((80, 4 * t)).astype(np.float16),
-        units=rng.integers(0, 200, 2 * t).astype(np.int16),
+        units=rng.integers(0, units, 2 * t).astype(np.int16),
         codes=rng.integers(0, 256, (levels, 2 * t)).astype(np.int16),
         audio=(0.1 * rng.standard_normal(640 * t)).astype(np.float32),
         mouth=rng.random(t).astype(np.float32), speaker=rng.standard_normal(256).astype(np.float32),
@@ -49,9 +49,9 @@ def random_record(clip_id: str, t: int, levels: int, rng: np.random.Generator) -
     )
 
 
-def build_shards(root: Path, clips: int, frames: int, per_shard: int) -> list[str]:
+def build_shards(root: Path, clips: int, frames: int, per_shard: int, units: int = 200) -> list[str]:
     rng = np.random.default_rng(0)
-    recs = [random_record(f"bench/s{i % 8}/{i:05d}", frames, 8, rng) for i in range(clips)]
+    recs = [random_record(f"bench/s{i % 8}/{i:05d}", frames, 8, rng, units) for i in range(clips)]
     rows = [ManifestRow(r.clip_id, "bench", r.clip_id.split("/")[1], "train", "x", None, None, None, None,
                         frames / 25, 25.0, 16000, "0" * 64) for r in recs]
     by_id = {r.clip_id: r for r in recs}

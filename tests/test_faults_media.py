@@ -54,10 +54,10 @@ class _FakeComposite:
 
     params = Params()
 
-    def generate(self, inputs, emotion=None):
-        if inputs.n_frames == 13:
-            raise ValueError("boom")   # an unforeseen library error on one clip
-        return np.zeros(inputs.n_frames * 640, np.float32)
+    def generate_many(self, inputs, emotions=None):
+        if any(x.n_frames == 13 for x in inputs):
+            raise ValueError("boom")   # an unforeseen library error on one clip breaks its batch
+        return [np.zeros(x.n_frames * 640, np.float32) for x in inputs]
 
 
 def test_one_bad_clip_in_a_batch_fails_only_itself(tmp_path, monkeypatch):

@@ -61,6 +61,19 @@ def test_generate_is_deterministic_for_a_seed_and_varies_across_seeds(model, bat
     assert not torch.equal(a.codes, c.codes)
 
 
+def test_a_clip_speaks_the_same_alone_or_batched_with_a_longer_clip(model, batch):
+    """Batched serving: each clip draws from its own seeded generator over its own tokens and
+    every part ignores padding, so its codes and audio do not depend on its batch-mates."""
+    short = {k: (v[1:2] if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+    short = {k: (v[:, :7] if isinstance(v, torch.Tensor) and k in ("lips", "lip_mask", "landmarks", "face_found")
+                 else v) for k, v in short.items()}
+    for temperature in (0.0, 1.0):
+        together = model.generate_batch(batch, steps=4, seed=3, temperature=temperature)
+        alone = model.generate_batch(short, steps=4, seed=3, temperature=temperature)
+        assert torch.equal(together.codes[1, :, :14], alone.codes[0, :, :14])
+        torch.testing.assert_close(together.waveforms[1, : 7 * 640], alone.waveforms[0], atol=1e-5, rtol=1e-4)
+
+
 def test_cfg_with_every_condition_dropped_still_generates(model, batch):
     out = model.generate_batch(batch, steps=3, seed=0, drop=("lip", "id", "emo"),
                                guidance={"lip": 2.0, "id": 1.5, "emo": 1.0})

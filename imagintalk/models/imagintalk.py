@@ -5,8 +5,9 @@ face landmarks → expression model → per-frame emotion probabilities (or a ca
 face, identity, emotion → face-style adapter (c_id, c_emo)
 (c_lip, c_id, c_emo) → style-DiT sampler → codec tokens → codec decoder → log-mel → vocoder.
 
-Batched, on CPU or GPU, deterministic for a seed (all sampling draws from one seeded generator;
-the network runs in eval mode). ``save(dir)`` writes the config as JSON and one state dict per part
+Batched, on CPU or GPU, deterministic for a seed (each clip of a batch draws from its own
+generator seeded with the call's seed, over its own tokens, so a clip's speech does not depend on
+its batch-mates; the network runs in eval mode). ``save(dir)`` writes the config as JSON and one state dict per part
 (plus the codec), ``load(dir)`` rebuilds it exactly.
 """
 
@@ -121,12 +122,12 @@ class ImaginTalk(nn.Module):
         unknown = set(drop) - set(CONDITIONS)
         if unknown:
             raise ValueError(f"unknown condition(s) to drop: {sorted(unknown)}")
-        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        gens = [torch.Generator(device=self.device).manual_seed(int(seed)) for _ in range(mask.shape[0])]
         style = self.face_style(identity, face, emotion, lip_mask)
         codes = self.dit.sample(
             mask, c_lip=None if "lip" in drop else c_lip, c_id=None if "id" in drop else style.c_id,
             c_emo=None if "emo" in drop else style.c_emo, emo_known=style.emo_known, steps=steps,
-            guidance=guidance, generator=gen, temperature=temperature,
+            guidance=guidance, generator=gens, temperature=temperature,
         )
         wave, lengths, mel = self.decode_codes(codes, mask.sum(dim=1))
         return GenerateOutput(waveforms=wave, lengths=lengths, units=units, codes=codes, mel=mel,

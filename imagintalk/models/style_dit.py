@@ -20,7 +20,7 @@ log p = log p_full + Σ_c w_c (log p_full − log p_without_c), with separate we
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -171,12 +171,15 @@ class StyleDiT(nn.Module):
     @torch.no_grad()
     def sample(self, mask: Tensor, c_lip: Tensor | None = None, c_id: Tensor | None = None,
                c_emo: Tensor | None = None, emo_known: Tensor | None = None, steps: int | None = None,
-               guidance: Mapping[str, float] | None = None, generator: torch.Generator | None = None,
+               guidance: Mapping[str, float] | None = None,
+               generator: torch.Generator | Sequence[torch.Generator] | None = None,
                temperature: float | None = None) -> Tensor:
         """Confidence-ordered iterative unmasking in ``steps`` steps → codes B×L×N (0 at padding).
 
         Conditions left as None are generated from their null embeddings (fully unconditional
-        when all three are None).
+        when all three are None). ``generator``: one for the batch, or one per row; with one per
+        row each row draws only over its own valid tokens, so a clip's codes do not depend on
+        which other clips share its batch or how long they are (batched serving).
         """
         s = self.cfg.sampler
         steps = steps or s.steps
@@ -207,7 +210,7 @@ class StyleDiT(nn.Module):
                 # vocabulary entry and dominated the sampler's time on CPU).
                 probs = logp.exp() if temperature == 1.0 else torch.softmax(logp / temperature, dim=-1)
                 cdf = probs.cumsum(dim=-1)
-                u = torch.rand((b, size, 1), generator=generator, device=dev) * cdf[..., -1:]
+                u = self._uniform(generator, mask)[..., None] * cdf[..., -1:]
                 sampled = torch.searchsorted(cdf, u).squeeze(-1).clamp_max(self.vocab_size - 1)
             else:
                 sampled = logp.argmax(-1)
@@ -217,7 +220,7 @@ class StyleDiT(nn.Module):
             n_next = torch.minimum(n_next, n_masked - 1).clamp_min(0)
             anneal = s.confidence_noise * (1.0 - frac)
             if anneal > 0:
-                u = torch.rand(conf.shape, generator=generator, device=dev)
+                u = self._uniform(generator, mask)
                 conf = conf + anneal * -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-10)))
             score = torch.where(is_masked, conf, torch.full_like(conf, float("inf")))
             order = score.argsort(dim=1)
@@ -226,3 +229,16 @@ class StyleDiT(nn.Module):
             remask = ranks < n_next[:, None]
             codes = torch.where(is_masked & ~remask, sampled, codes)
         return codes.view(b, self.levels, n)
+
+    def _uniform(self, generator: torch.Generator | Sequence[torch.Generator] | None, mask: Tensor) -> Tensor:
+        """Uniforms B×(L·N) in the sampler's flattened layout: from one generator for the batch, or
+        per row from that row's generator over its own L×n_valid tokens (zeros at padding)."""
+        b, n = mask.shape
+        if generator is None or isinstance(generator, torch.Generator):
+            return torch.rand((b, self.levels * n), generator=generator, device=mask.device)
+        if len(generator) != b:
+            raise ValueError(f"{len(generator)} generators for a batch of {b}")
+        out = torch.zeros(b, self.levels, n, device=mask.device)
+        for i, (g, valid) in enumerate(zip(generator, mask.sum(dim=1).tolist(), strict=True)):
+            out[i, :, :valid] = torch.rand((self.levels, int(valid)), generator=g, device=mask.device)
+        return out.flatten(1)

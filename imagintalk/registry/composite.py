@@ -100,25 +100,58 @@ class ImaginTalkModel(mlflow.pyfunc.PythonModel):
                  overrides: Mapping[str, Any] | None = None) -> np.ndarray:
         """One clip's waveform. ``emotion`` (a vocabulary index) overrides the face's expression;
         None reads it from the face (landmarks → expression model)."""
+        return self.generate_many([inputs], [emotion], overrides)[0]
+
+    def generate_many(self, inputs: Sequence[VideoInputs], emotions: Sequence[int | None] | None = None,
+                      overrides: Mapping[str, Any] | None = None) -> list[np.ndarray]:
+        """Waveforms of several clips in padded batches (one per kind of emotion: read from the
+        face, or overridden). Each clip draws from its own seeded generator over its own tokens
+        and every part ignores padding, so a clip's speech is the same alone or batched."""
+        emotions = list(emotions) if emotions is not None else [None] * len(inputs)
+        out: list[np.ndarray | None] = [None] * len(inputs)
+        for overridden in (False, True):
+            rows = [i for i, e in enumerate(emotions) if (e is not None) == overridden]
+            if rows:
+                waves = self._generate_rows([inputs[i] for i in rows],
+                                            [emotions[i] for i in rows] if overridden else None, overrides)
+                for i, wave in zip(rows, waves, strict=True):
+                    out[i] = wave
+        return [w for w in out if w is not None]
+
+    def _generate_rows(self, inputs: Sequence[VideoInputs], emotions: Sequence[int] | None,
+                       overrides: Mapping[str, Any] | None) -> list[np.ndarray]:
         s = {**self.settings, **dict(overrides or {})}
-        landmarks = None if inputs.landmarks is None else torch.from_numpy(inputs.landmarks)[None]
+        t = max(x.n_frames for x in inputs)
+        lips = torch.zeros((len(inputs), t, *inputs[0].lips.shape[1:]))
+        lip_mask = torch.zeros((len(inputs), t), dtype=torch.bool)
+        have_landmarks = all(x.landmarks is not None for x in inputs)
+        landmarks = torch.full((len(inputs), t, 136), float("nan")) if have_landmarks else None
+        for i, x in enumerate(inputs):
+            lips[i, : x.n_frames] = torch.from_numpy(x.lips)
+            lip_mask[i, : x.n_frames] = True
+            if landmarks is not None:
+                landmarks[i, : x.n_frames] = torch.from_numpy(x.landmarks)
         out = self.model.generate(
-            torch.from_numpy(inputs.lips)[None], None, torch.from_numpy(inputs.identity)[None],
-            torch.from_numpy(inputs.face)[None], None if emotion is None else torch.tensor([emotion]),
+            lips, lip_mask, torch.stack([torch.from_numpy(x.identity) for x in inputs]),
+            torch.stack([torch.from_numpy(x.face) for x in inputs]),
+            None if emotions is None else torch.tensor(list(emotions)),
             steps=s.get("steps"), guidance=s.get("guidance"), seed=int(s.get("seed", 0)), landmarks=landmarks)
-        lost = 0 if out.emotion_interpolated is None else int(out.emotion_interpolated.sum())
-        if lost:
-            log.warning("face lost on %d of %d frames: their emotion is interpolated from the frames around",
-                        lost, inputs.n_frames)
-        return out.waveforms[0, : int(out.lengths[0])].cpu().numpy().astype(np.float32)
+        if out.emotion_interpolated is not None:
+            for x, lost in zip(inputs, out.emotion_interpolated.sum(dim=1).tolist(), strict=True):
+                if lost:
+                    log.warning("face lost on %d of %d frames: their emotion is interpolated from the frames "
+                                "around", int(lost), x.n_frames)
+        return [out.waveforms[i, : int(out.lengths[i])].cpu().numpy().astype(np.float32)
+                for i in range(len(inputs))]
 
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> list[np.ndarray]:
         """One waveform (float32 numpy, model sample rate) per requested video: rows of a DataFrame
         (``video``, optional ``emotion``), or a path or list of paths. ``pd.DataFrame`` is a hint
         MLflow accepts without inferring a schema from it, so the paths pass unvalidated too."""
-        return [self.generate(video_inputs(path, self.params), emotion, params)
-                for path, emotion in _requests(model_input)]
+        requests = _requests(model_input)
+        return self.generate_many([video_inputs(path, self.params) for path, _ in requests],
+                                  [emotion for _, emotion in requests], params)
 
 
 def load_imagintalk(model_uri: str):

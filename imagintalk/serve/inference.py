@@ -70,27 +70,44 @@ class Speaker:
             raise result
         return Speech(audio=result, sample_rate=self.sample_rate)
 
+    def _generate_alone(self, path: str, inputs, emotion: int | None) -> np.ndarray | ImaginTalkError:
+        try:
+            return self.pyfunc.generate_many([inputs], [emotion])[0]
+        except ImaginTalkError as exc:
+            return exc
+        except Exception as exc:  # whatever one clip raises stays that clip's failure
+            log.exception("speak failed on %s", path)
+            return MediaError(path, f"cannot voice this video ({exc.__class__.__name__}: {exc})")
+
     def speak_batch(self, paths: list[str], max_duration_s: float | None = None,
                     emotions: list[str | None] | None = None) -> list[np.ndarray | ImaginTalkError]:
-        """Check, preprocess and voice each clip with the composite's own ``generate``; a refused
-        clip yields its error and the others go on. ``emotions[i]`` overrides clip i's facial
-        emotion (None: read from the face)."""
+        """Check and preprocess each clip, then voice the good ones in one padded batch with the
+        composite's ``generate_many``; a refused clip yields its error and the others go on.
+        ``emotions[i]`` overrides clip i's facial emotion (None: read from the face)."""
         from imagintalk.emotions import emotion_override
         from imagintalk.registry.composite import video_inputs
 
         cfg = self.params.speak
-        results: list[np.ndarray | ImaginTalkError] = []
-        # one clip at a time: a clip's speech must not depend on which requests share its batch
-        # (the sampler draws from one seeded generator per call)
-        for path, emotion in zip(paths, emotions or [None] * len(paths), strict=True):
-            try:
+        results: list[np.ndarray | ImaginTalkError | None] = [None] * len(paths)
+        ready: list[tuple[int, object, int | None]] = []
+        for i, (path, emotion) in enumerate(zip(paths, emotions or [None] * len(paths), strict=True)):
+            try:  # a refused clip keeps its own error; the others go on to the batch
                 override = emotion_override(emotion)
                 check_video(path, cfg.min_duration_s, max_duration_s or cfg.max_duration_s,
                             self.params.ingest.truncation_tolerance_frames)
-                results.append(self.pyfunc.generate(video_inputs(path, self.pyfunc.params), override))
+                ready.append((i, video_inputs(path, self.pyfunc.params), override))
             except ImaginTalkError as exc:
-                results.append(exc)
+                results[i] = exc
             except Exception as exc:  # whatever one clip raises stays that clip's failure
                 log.exception("speak failed on %s", path)
-                results.append(MediaError(path, f"cannot voice this video ({exc.__class__.__name__}: {exc})"))
+                results[i] = MediaError(path, f"cannot read this video ({exc.__class__.__name__}: {exc})")
+        if ready:
+            # one padded batch: each clip draws from its own seeded generator and every part
+            # ignores padding, so a clip's speech does not depend on which requests share it
+            try:
+                waves = self.pyfunc.generate_many([x for _, x, _ in ready], [e for _, _, e in ready])
+            except Exception:  # find the clip that broke the batch: voice each alone
+                waves = [self._generate_alone(paths[i], x, e) for i, x, e in ready]
+            for (i, _, _), wave in zip(ready, waves, strict=True):
+                results[i] = wave
         return results
