@@ -85,6 +85,10 @@ class EvalConfig(Section):
                                                        "no_refinement"])
     ablations: list[str] = Field(default_factory=lambda: ["no_error_detector", "no_id", "no_emo"])
     report_clips: int = Field(4, ge=0)  # test clips with audio players and mel plots in report.html
+    # the ASR judge of WER/CER (imagintalk/eval/intelligibility.py): "grid" (pocketsphinx + GRID grammar,
+    # GRID-grammar corpora such as SynthTalk), an asr_judge of the pretrained catalogue for open
+    # vocabulary (e.g. wav2vec2-asr-base-960h), or null (WER/CER reported as not computed)
+    asr: str | None = Field("grid", pattern=r"^[a-z0-9][a-z0-9._-]*$")
 
     @field_validator("ladder", "ablations")
     @classmethod

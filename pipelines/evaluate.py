@@ -7,6 +7,11 @@ judges every variant with the same offline judges against the ground truth, meas
 judge's own floor and ceiling on these clips, logs everything to MLflow, tags the model version
 with ``eval.<metric>`` and ``eval.<variant>.<metric>`` (what the promotion gate and its floors
 read) and writes metrics.json/metrics.md and an HTML report to listen to.
+
+WER and CER come from the ASR judge ``eval.asr`` names (imagintalk/eval/intelligibility.py). A
+metric that could not be computed (no judge, weights not pulled, no gradable transcript) is
+reported with its reason in the report, as the run's ``missing.<metric>`` tag and as the version's
+``eval.missing.<metric>`` tag, which the gate quotes when a floor needs it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class EvalResult:
     rows: dict[str, dict[str, float]] = field(default_factory=dict)   # variant -> metric -> value
     judge: dict[str, float] = field(default_factory=dict)             # speaker_sim_floor / _ceiling
     aliases: dict[str, str] = field(default_factory=dict)             # ablation name -> computed variant
+    missing: dict[str, str] = field(default_factory=dict)             # metric -> why it was not computed
     corpus: str = ""
     report: str | None = None
     run_id: str | None = None
@@ -51,7 +57,8 @@ class EvalResult:
 
         sim = ladder("speaker_sim")
         rng = ", ".join(f"{k.removeprefix('speaker_sim_')} {v:.3g}" for k, v in self.judge.items() if math.isfinite(v))
-        parts = [ladder("wer"), sim + (f" (judge {rng})" if sim and rng else ""), ladder("uer")]
+        gaps = [f"{m} not computed" for m in self.missing]
+        parts = [ladder("wer"), ladder("cer"), *gaps, sim + (f" (judge {rng})" if sim and rng else ""), ladder("uer")]
         return (f"evaluated {self.model_uri} (v{self.version}) on {self.n_clips} unseen-speaker clips of "
                 f"{self.corpus}: " + "; ".join(p for p in parts if p) + f"; report {self.report}")
 
@@ -109,16 +116,18 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     corpus when they share one, else ``pipeline.corpus``."""
     import mlflow
 
+    from imagintalk.eval import intelligibility
     from imagintalk.eval.ladder import clips_from_batch, render_batch, variants_for
     from imagintalk.eval.report import write_report
     from imagintalk.eval.scoring import References, score_variant, speaker_sim_range
     from imagintalk.models.expression import ExpressionScore
     from imagintalk.registry import tracking
-    from imagintalk.registry.gate import EVAL_DATA_TAG, EVAL_PREFIX
+    from imagintalk.registry.gate import EVAL_DATA_TAG, EVAL_PREFIX, MISSING_PREFIX
     from imagintalk.serve.inference import Speaker
 
     params = params or load_params()
     ecfg = params.eval
+    asr = intelligibility.choose_asr(params)  # a bad eval.asr fails here, before anything is generated
     uri = _resolve(model)
     data = tracking.read_data_version(shards, params.storage)
     net = Speaker(uri, params).pyfunc.model
@@ -138,8 +147,10 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     if not clips:
         raise DataError(shards, "no test split in the shards (the unseen-speaker protocol needs one)")
     refs = References(clips)
-    rows = {v: score_variant(clips, rendered[v], refs, emotion_judge)
+    rows = {v: score_variant(clips, rendered[v], refs, emotion_judge, asr.judge)
             for v in tqdm(variants, desc="evaluate: judge", unit="variant")}
+    transcripts = [clip.transcript for clip in clips]
+    missing = intelligibility.gaps(asr, transcripts)
     judge = speaker_sim_range(clips, refs)
     aliases = {a: v for a, v in ALIASES.items() if a in ecfg.ablations and v in rows}
     corpora = {m.get("corpus") for m in metas.values()} - {None}
@@ -161,20 +172,36 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
                 **tracking.git_info(), "mlflow.run_id": run.info.run_id,
                 "mlflow.run_url": _run_url(tracking.tracking_uri(), exp_id, run.info.run_id),
                 **{f"alias.{a}": v for a, v in aliases.items()}}
-        html = write_report(out_dir, rows, meta, samples, judge, aliases, face=face)
+        html = write_report(out_dir, rows, meta, samples, judge, aliases, face=face, missing=missing,
+                            asr=intelligibility.coverage(asr, transcripts))
         mlflow.log_params({f"eval.{k}": v for k, v in ecfg.model_dump().items()})
-        mlflow.set_tags({"model_uri": uri, **meta})
+        mlflow.set_tags({"model_uri": uri, **meta, **{f"missing.{m}": why for m, why in missing.items()}})
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(out_dir), artifact_path="report")
     if version is not None:
         tags = {f"{EVAL_PREFIX}{k}": f"{x:.6g}" for k, x in metrics.items()}
         tags.update({EVAL_DATA_TAG: data.content_hash, f"{EVAL_PREFIX}run_id": run.info.run_id,
                      f"{EVAL_PREFIX}shards": str(shards), CORPUS_TAG: corpus})
+        tags.update({f"{MISSING_PREFIX}{m}": why for m, why in missing.items()})
         for k, v in tags.items():
             c.set_model_version_tag(name, version, k, v)
+        for k in _stale_tags(version_tags, metrics, missing):  # an earlier evaluation's, now wrong
+            c.delete_model_version_tag(name, version, k)
     return EvalResult(model_uri=uri, version=version, data_version=data.content_hash, n_clips=len(clips),
-                      rows=rows, judge=judge, aliases=aliases, corpus=corpus, report=str(html),
+                      rows=rows, judge=judge, aliases=aliases, missing=missing, corpus=corpus, report=str(html),
                       run_id=run.info.run_id)
+
+
+def _stale_tags(tags: dict[str, str], metrics: dict[str, float], missing: dict[str, str]) -> list[str]:
+    """Version tags an earlier evaluation left that this one contradicts: a value of a metric now
+    missing (the gate would read it), or a missing-reason of a metric now computed."""
+    from imagintalk.eval.catalog import VARIANTS
+    from imagintalk.registry.gate import EVAL_PREFIX, MISSING_PREFIX
+
+    values = {f"{EVAL_PREFIX}{tag_key(v, m)}" for m in missing for v in VARIANTS}
+    reasons = {f"{MISSING_PREFIX}{m}" for m in {k.rpartition(".")[2] for k in metrics}} - \
+              {f"{MISSING_PREFIX}{m}" for m in missing}
+    return sorted(k for k in tags if k in values or k in reasons)
 
 
 def _run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:

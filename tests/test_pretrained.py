@@ -161,7 +161,7 @@ def test_unknown_name_lists_the_known_ones():
     msg = str(err.value)
     assert msg.startswith("hubert-huge: unknown pretrained component") and "\n" not in msg
     for name in ("hubert-base-ls960", "wav2vec2-base", "encodec-24khz", "resemblyzer-ge2e", "dnsmos-p808",
-                 "whisper-tiny"):
+                 "whisper-tiny", "wav2vec2-asr-base-960h"):
         assert name in msg
 
 
@@ -238,7 +238,7 @@ def test_cli_models_pull_list_publish(tmp_path, server, weights):
     assert res.exit_code == 0, res.output
     rows = {line.split()[0]: line.split() for line in res.output.splitlines()[1:-1]}
     assert rows[NAME][1:3] == ["unit_extractor", "yes"] and rows["whisper-tiny"][2] == "no"
-    assert res.output.splitlines()[-1].startswith("6 components, 1 cached in ")
+    assert res.output.splitlines()[-1].startswith("7 components, 1 cached in ")
     res = runner.invoke(app, ["models", "publish", NAME, "--to", str(tmp_path / "shared"),
                               "--params", str(params_file)])
     assert res.exit_code == 0, res.output

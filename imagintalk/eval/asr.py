@@ -2,13 +2,17 @@
 grammar of the corpus vocabulary. With its default LM pocketsphinx is useless on synthetic
 speech; with the GRID grammar it scores ~90% word accuracy on espeak-ng speech (DESIGN.md §1),
 so generated and ground-truth speech are judged the same way and their ratio is meaningful.
+It grades only transcripts the grammar can produce; an open-vocabulary corpus needs a CTC judge
+(imagintalk/eval/ctc_asr.py), chosen by ``eval.asr`` (imagintalk/eval/intelligibility.py).
 """
 
 from __future__ import annotations
 
 import functools
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -29,18 +33,51 @@ def jsgf_for_slots(slots: dict[str, tuple[str, ...]], name: str = "grid") -> str
     return "\n".join(["#JSGF V1.0;", f"grammar {name};", public, *rules, ""])
 
 
-class GrammarASR:
-    """Decode 16 kHz float audio to words under a fixed grammar (one decoder per instance)."""
+class AsrJudge(Protocol):
+    """What the evaluation asks of an ASR judge (this grammar judge, imagintalk/eval/ctc_asr.py)."""
 
-    def __init__(self, jsgf: str, sample_rate: int = 16000):
+    description: str            # the report's "which judge"
+
+    def grades(self, transcript: str) -> bool:
+        """Whether a clip with this transcript can be scored by this judge."""
+        ...
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int = 16000) -> str:
+        ...
+
+    def transcribe_batch(self, audios: Sequence[np.ndarray], sample_rate: int = 16000) -> list[str]:
+        ...
+
+
+class GrammarASR:
+    """Decode 16 kHz float audio to words under a fixed grammar (one decoder per instance). With
+    ``slots`` it grades only transcripts that the grammar can produce (one word per slot, in order)."""
+
+    def __init__(self, jsgf: str, sample_rate: int = 16000, slots: dict[str, tuple[str, ...]] | None = None,
+                 description: str = "pocketsphinx (bundled en-us model) constrained by a JSGF grammar"):
         from pocketsphinx import Config, Decoder
 
         self._dir = tempfile.TemporaryDirectory(prefix="imagintalk-jsgf-")
         gram = Path(self._dir.name) / "grammar.gram"
         gram.write_text(jsgf)
+        self.sample_rate = sample_rate
+        self.slots = slots
+        self.description = description
         self._decoder = Decoder(Config(jsgf=str(gram), lm=None, loglevel="FATAL", samprate=sample_rate))
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def grades(self, transcript: str) -> bool:
+        from imagintalk.eval.metrics import normalise_text
+
+        words = normalise_text(transcript or "").split()
+        if self.slots is None:
+            return bool(words)
+        return len(words) == len(self.slots) and all(w in s for w, s in zip(words, self.slots.values(), strict=True))
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int = 16000) -> str:
+        if sample_rate != self.sample_rate:
+            import librosa
+
+            audio = librosa.resample(np.asarray(audio, np.float32), orig_sr=sample_rate, target_sr=self.sample_rate)
         pcm = (np.clip(np.asarray(audio, np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
         d = self._decoder
         d.start_utt()
@@ -49,7 +86,13 @@ class GrammarASR:
         hyp = d.hyp()
         return hyp.hypstr.strip().lower() if hyp is not None else ""
 
+    def transcribe_batch(self, audios: Sequence[np.ndarray], sample_rate: int = 16000) -> list[str]:
+        return [self.transcribe(a, sample_rate) for a in audios]   # pocketsphinx decodes one utterance at a time
+
+
+GRID_JUDGE = "pocketsphinx (bundled en-us model) constrained by the GRID grammar"
+
 
 @functools.lru_cache(maxsize=4)
 def grid_asr() -> GrammarASR:
-    return GrammarASR(jsgf_for_slots(GRID_SLOTS))
+    return GrammarASR(jsgf_for_slots(GRID_SLOTS), slots=GRID_SLOTS, description=GRID_JUDGE)

@@ -21,9 +21,14 @@ class MetricInfo:
     higher_is_better: bool | None   # None: a reference value, not a score
 
 
+ASR_JUDGE = "the ASR judge named by eval.asr (grid: pocketsphinx constrained by the GRID grammar)"
+ASR_METRICS: tuple[str, ...] = ("wer", "cer")   # what the ASR judge's transcripts are scored by
 METRICS: dict[str, MetricInfo] = {
-    "wer": MetricInfo("word error rate of the recognised words against the clip's transcript",
-                      "pocketsphinx (bundled en-us model) constrained by the GRID grammar", False),
+    # the judge is eval.asr's (imagintalk/eval/intelligibility.py); the report names the one that ran
+    "wer": MetricInfo("word error rate of the recognised words against the clip's transcript (both lower-cased, "
+                      "punctuation removed)", ASR_JUDGE, False),
+    "cer": MetricInfo("character error rate of the recognised text against the clip's transcript (same "
+                      "normalisation; spaces count): partial credit for a word heard nearly right", ASR_JUDGE, False),
     "uer": MetricInfo("unit error rate: edit distance of the semantic units used against the units of the "
                       "real audio, over their number", "the corpus's unit tokenizer (k-means)", False),
     "mcd": MetricInfo("mel-cepstral distortion (dB) to the real audio after DTW alignment", "librosa", False),

@@ -19,7 +19,6 @@ import torch
 
 from imagintalk.config import EvalConfig
 from imagintalk.emotions import EMOTIONS
-from imagintalk.eval.asr import GRID_SLOTS
 from imagintalk.eval.catalog import canonical
 
 SAMPLES_PER_FRAME = 640  # 16 kHz audio, 25 fps video
@@ -37,7 +36,7 @@ class Clip:
     mel: np.ndarray              # n_mels × 4T
     units: np.ndarray            # 2T ground-truth units
     mouth: np.ndarray            # T mouth opening (sync judge)
-    transcript: str | None       # graded only when the words fit the ASR grammar
+    transcript: str | None       # as the corpus wrote it; graded where the ASR judge takes it
     emotion: str | None
 
 
@@ -61,16 +60,6 @@ def variants_for(cfg: EvalConfig) -> list[str]:
     return sorted(out, key=lambda v: order.get(v, 5))
 
 
-def gradable(text: str | None) -> str | None:
-    """The lower-cased transcript when each word fits the ASR grammar's slot in order, else None."""
-    if not text:
-        return None
-    words = text.lower().split()
-    if len(words) != len(GRID_SLOTS) or any(w not in s for w, s in zip(words, GRID_SLOTS.values(), strict=True)):
-        return None
-    return " ".join(words)
-
-
 def clips_from_batch(batch: Mapping, metas: Mapping[str, dict]) -> list[Clip]:
     clips = []
     for b, key in enumerate(batch["keys"]):
@@ -81,7 +70,7 @@ def clips_from_batch(batch: Mapping, metas: Mapping[str, dict]) -> list[Clip]:
                           audio=batch["audio"][b, : t * SAMPLES_PER_FRAME].numpy(),
                           mel=batch["mel"][b, :, : 4 * t].float().numpy(),
                           units=batch["units"][b, : 2 * t].numpy(), mouth=batch["mouth"][b, :t].numpy(),
-                          transcript=gradable(meta.get("transcript")), emotion=EMOTIONS[e] if e >= 0 else None))
+                          transcript=meta.get("transcript") or None, emotion=EMOTIONS[e] if e >= 0 else None))
     return clips
 
 

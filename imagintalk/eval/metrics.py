@@ -12,12 +12,35 @@ import numpy as np
 from imagintalk.features.speaker import speaker_embedding, speaker_similarity  # noqa: F401 (the judges)
 
 
-def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
+def normalise_text(text: str) -> str:
+    """The field's text normalisation before WER/CER (jiwer transforms): lower-case, punctuation
+    removed, runs of whitespace collapsed, stripped. Applied alike to transcript and recognised text."""
     import jiwer
 
-    refs = [r.lower().strip() or "<empty>" for r in references]
-    hyps = [h.lower().strip() for h in hypotheses]
-    return float(jiwer.wer(refs, hyps))
+    return jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
+                          jiwer.Strip()])(text)
+
+
+def _scored_pairs(references: list[str], hypotheses: list[str]) -> tuple[list[str], list[str]]:
+    # a reference with no words left after normalisation has no error rate: left out, not divided by 0
+    pairs = [(normalise_text(r), normalise_text(h)) for r, h in zip(references, hypotheses, strict=True)]
+    return [r for r, _ in pairs if r], [h for r, h in pairs if r]
+
+
+def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus WER (all word edits over all reference words) of normalised text; NaN with no reference."""
+    import jiwer
+
+    refs, hyps = _scored_pairs(references, hypotheses)
+    return float(jiwer.wer(refs, hyps)) if refs else float("nan")
+
+
+def char_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus CER (character edits, spaces included, over reference characters) of normalised text."""
+    import jiwer
+
+    refs, hyps = _scored_pairs(references, hypotheses)
+    return float(jiwer.cer(refs, hyps)) if refs else float("nan")
 
 
 def unit_error_rate(reference: np.ndarray, hypothesis: np.ndarray) -> float:

@@ -2,7 +2,8 @@
 
 report.html shows, in this order: the run's lineage (data version, model and stage versions,
 commit, MLflow run); the ladder table (one row per metric, one column per variant) with each
-metric explained in one line (what, which judge, which direction is better); a chart per metric;
+metric explained in one line (what, which judge, which direction is better); each metric that
+could not be computed, with the reason (e.g. no ASR judge for this corpus); a chart per metric;
 and per test clip an audio player and a mel plot for the ground truth and every variant side by
 side. Audio (16-bit wav) and images are files next to report.html, linked relatively, so the
 folder can be opened locally, served, or browsed as MLflow artifacts. The layout wraps to the
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imagintalk.eval.catalog import ABLATIONS, ALIASES, METRICS, RUNGS
+from imagintalk.eval.catalog import ABLATIONS, ALIASES, ASR_METRICS, METRICS, RUNGS
 from imagintalk.eval.ladder import Clip, Rendered
 
 SAMPLE_RATE = 16000
@@ -55,6 +56,21 @@ def _metrics_in(rows: Mapping[str, Mapping[str, float]]) -> list[str]:
     return [m for m in METRICS if m in present]
 
 
+def _judge(metric: str, asr_judge: str | None) -> str:
+    """Which judge made the metric: the ASR metrics name the one eval.asr chose."""
+    return asr_judge if asr_judge and metric in ASR_METRICS else METRICS[metric].judge
+
+
+def missing_lines(missing: Mapping[str, str]) -> list[str]:
+    """``wer: not computed — <reason>`` per metric the evaluation could not compute."""
+    return [f"{m}: not computed — {why}" for m, why in missing.items()]
+
+
+def definitions_md(metrics: Sequence[str], asr_judge: str | None = None) -> str:
+    """One line per metric: what it measures, which judge, which direction is better."""
+    return "".join(f"- **{m}**: {METRICS[m].what}; judge: {_judge(m, asr_judge)}; {_better(m)}\n" for m in metrics)
+
+
 def metrics_table_md(rows: Mapping[str, Mapping[str, float]], judge: Mapping[str, float] | None = None,
                      aliases: Mapping[str, str] = ALIASES) -> str:
     """The ladder as Markdown: one row per metric, one column per variant."""
@@ -67,8 +83,8 @@ def metrics_table_md(rows: Mapping[str, Mapping[str, float]], judge: Mapping[str
     return head + body + extra + "\n"
 
 
-def _definitions(metrics: Sequence[str]) -> str:
-    items = "".join(f"<dt>{m}</dt><dd>{html.escape(METRICS[m].what)}; judge: {html.escape(METRICS[m].judge)}; "
+def _definitions(metrics: Sequence[str], asr_judge: str | None = None) -> str:
+    items = "".join(f"<dt>{m}</dt><dd>{html.escape(METRICS[m].what)}; judge: {html.escape(_judge(m, asr_judge))}; "
                     f"<i>{_better(m)}</i></dd>" for m in metrics)
     variants = "".join(f"<dt>{v}</dt><dd>{html.escape(d)}</dd>" for v, d in {**RUNGS, **ABLATIONS}.items())
     return f"<h3>Metrics</h3><dl>{items}</dl><h3>Variants</h3><dl>{variants}</dl>"
@@ -115,32 +131,46 @@ def _clip_section(out: Path, clip: Clip, rendered: Mapping[str, Rendered]) -> st
 def write_report(out: Path, rows: dict[str, dict[str, float]], meta: Mapping[str, str],
                  samples: Sequence[tuple[Clip, Mapping[str, Rendered]]] = (),
                  judge: Mapping[str, float] | None = None, aliases: Mapping[str, str] = ALIASES,
-                 face: Mapping[str, float] | None = None) -> Path:
+                 face: Mapping[str, float] | None = None, missing: Mapping[str, str] | None = None,
+                 asr: Mapping[str, object] | None = None) -> Path:
     """Write metrics.json, metrics.md, the figures, the clips' audio and report.html into ``out``.
 
     rows: variant -> metric -> value (ladder order, then ablations); judge: the speaker judge's
     floor/ceiling; aliases: other names of computed variants; samples: the clips to listen to;
     face: what the composite read from the test faces (``expression_acc``: the expression model's
-    accuracy on 0.5 s windows against the clips' labels), top-level keys of metrics.json."""
+    accuracy on 0.5 s windows against the clips' labels), top-level keys of metrics.json; missing:
+    metric -> why it was not computed; asr: the ASR judge and how many clips it graded
+    (imagintalk/eval/intelligibility.py coverage)."""
     from imagintalk.eval.plots import metric_chart, save
 
     out.mkdir(parents=True, exist_ok=True)
     judge = dict(judge or {})
     aliases = {a: c for a, c in aliases.items() if c in rows}
     face = dict(face or {})
+    missing = {m: why for m, why in (missing or {}).items() if m in METRICS}
+    asr = dict(asr or {})
+    asr_judge = str(asr["judge"]) if asr.get("judge") else None
     (out / "metrics.json").write_text(json.dumps(
-        {**face, "meta": dict(meta), "metrics": rows, "judge": judge, "aliases": aliases,
+        {**face, "meta": dict(meta), "metrics": rows, "judge": judge, "aliases": aliases, "missing": missing,
+         "asr": asr,
          "variants": {v: d for v, d in {**RUNGS, **ABLATIONS}.items() if v in rows or v in aliases}},
         indent=2, sort_keys=True, default=float))
     face_md = "".join(f"- {k}: {_fmt(v)}\n" for k, v in face.items()) + ("\n" if face else "")
-    (out / "metrics.md").write_text(f"# ImaginTalk evaluation\n\n{face_md}{metrics_table_md(rows, judge, aliases)}")
-
     metrics = _metrics_in(rows)
+    explained = [*metrics, *(m for m in METRICS if m in missing and m not in metrics)]
+    gaps_md = "".join(f"- {line}\n" for line in missing_lines(missing))
+    (out / "metrics.md").write_text(
+        f"# ImaginTalk evaluation\n\n{face_md}{metrics_table_md(rows, judge, aliases)}"
+        + (f"\n## Not computed\n\n{gaps_md}" if gaps_md else "")
+        + f"\n## Metrics\n\n{definitions_md(explained, asr_judge)}")
+
     charts = [save(metric_chart(m, rows, judge), out / "charts" / f"{m}.png").relative_to(out) for m in metrics]
     head = "".join(f"<th>{html.escape(_label(v, aliases))}</th>" for v in rows)
     trs = "".join(f"<tr><td title='{html.escape(METRICS[m].what)}'>{m}<br><span class='muted'>{_better(m)}</span>"
                   "</td>" + "".join(f"<td>{_fmt(rows[v].get(m))}</td>" for v in rows) + "</tr>" for m in metrics)
     judge_line = "; ".join(f"{k} {_fmt(v)}" for k, v in judge.items())
+    gaps_html = "".join(f"<li><b>{html.escape(m)}</b>: not computed — {html.escape(why)}</li>"
+                        for m, why in missing.items())
     clips = "".join(_clip_section(out, clip, rendered) for clip, rendered in samples)
     page = (f"<!doctype html><html><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
@@ -149,7 +179,8 @@ def write_report(out: Path, rows: dict[str, dict[str, float]], meta: Mapping[str
             f"<h2>Oracle ladder and ablations</h2><p>Each rung replaces fewer model parts by the truth: where a "
             f"metric drops between two rungs is the part that loses it. Speaker judge's range on these clips: "
             f"{judge_line or '–'}.</p><table><tr><th>metric</th>{head}</tr>{trs}</table>"
-            f"{_definitions(metrics)}<h2>Charts</h2><div class='grid'>"
+            + (f"<h3>Not computed</h3><ul>{gaps_html}</ul>" if gaps_html else "")
+            + f"{_definitions(explained, asr_judge)}<h2>Charts</h2><div class='grid'>"
             + "".join(f"<img alt='{c.stem}' src='{c.as_posix()}'/>" for c in charts)
             + f"</div><h2>Listen</h2>{clips or '<p>no clips</p>'}</body></html>")
     path = out / "report.html"

@@ -33,9 +33,10 @@ def _mean(values: list[float]) -> float:
 
 
 def score_variant(clips: Sequence[Clip], rendered: Sequence[Rendered], refs: References,
-                  emotion_judge=None) -> dict[str, float]:
-    """The metrics of catalog.METRICS (those that apply) averaged over the clips."""
-    from imagintalk.eval.asr import grid_asr
+                  emotion_judge=None, asr=None) -> dict[str, float]:
+    """The metrics of catalog.METRICS (those that apply) averaged over the clips; WER and CER
+    (corpus-level) where ``asr`` (imagintalk/eval/intelligibility.py) grades the transcripts."""
+    from imagintalk.eval import intelligibility
 
     cols: dict[str, list[float]] = {k: [] for k in ("mcd", "stoi", "estoi", "speaker_sim", "dnsmos_p808",
                                                     "dnsmos_ovrl", "f0_rmse", "f0_corr", "sync_offset_abs",
@@ -61,10 +62,8 @@ def score_variant(clips: Sequence[Clip], rendered: Sequence[Rendered], refs: Ref
     row = {k: _mean(v) for k, v in cols.items()}
     if uer:
         row["uer"] = float(np.mean(uer))
-    graded = [(c.transcript, r.audio) for c, r in zip(clips, rendered, strict=True) if c.transcript]
-    if graded:
-        asr = grid_asr()
-        row["wer"] = M.word_error_rate([t for t, _ in graded], [asr.transcribe(a) for _, a in graded])
+    if asr is not None:
+        row.update(intelligibility.score([c.transcript for c in clips], [r.audio for r in rendered], asr))
     labelled = [(r.audio, c.emotion) for c, r in zip(clips, rendered, strict=True) if c.emotion]
     if emotion_judge is not None and labelled:
         row["emotion_acc"] = emotion_judge.accuracy([a for a, _ in labelled], [lb for _, lb in labelled])

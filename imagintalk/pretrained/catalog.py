@@ -36,7 +36,8 @@ class Component(Section):
     sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$")
     size: int | None = None                      # bytes, when known
     architecture: str                            # the maintained builder that loads the file
-    config: dict[str, Any] = Field(default_factory=dict)   # the builder's keyword arguments
+    # the builder's keyword arguments (an asr_judge's also: labels, sample_rate, remove_aux_axes, ...)
+    config: dict[str, Any] = Field(default_factory=dict)
     licence: str = "unknown"
     bundled: str | None = None                   # "package:path" of an identical copy in a wheel
 
@@ -49,13 +50,17 @@ class Component(Section):
 
 
 def _entry(name: str, kind: str, url: str, architecture: str, licence: str, sha256: str | None = None,
-           size: int | None = None, bundled: str | None = None) -> Component:
+           size: int | None = None, bundled: str | None = None, config: dict[str, Any] | None = None) -> Component:
     # the filename is fixed here from the upstream URL, so a mirror (another URL) keeps the cache path
     return Component(name=name, kind=kind, url=url, filename=posixpath.basename(urlparse(url).path),
-                     architecture=architecture, licence=licence, sha256=sha256, size=size, bundled=bundled)
+                     architecture=architecture, licence=licence, sha256=sha256, size=size, bundled=bundled,
+                     config=config or {})
 
 
 _TORCHAUDIO = "https://download.pytorch.org/torchaudio/models"
+# torchaudio.pipelines.WAV2VEC2_ASR_BASE_960H.get_labels(): CTC blank "-", word separator "|"
+WAV2VEC2_ASR_LABELS = ("-", "|", "E", "T", "A", "O", "N", "I", "H", "S", "R", "D", "L", "U", "M", "W", "C", "F",
+                       "G", "Y", "P", "B", "V", "K", "'", "X", "J", "Q", "Z")
 
 BUILTIN: dict[str, Component] = {c.name: c for c in (
     # torchaudio's exports of the fairseq checkpoints: a bare state_dict of the builder's model
@@ -78,6 +83,15 @@ BUILTIN: dict[str, Component] = {c.name: c for c in (
            "speechmos.dnsmos (onnxruntime)", "MIT",
            sha256="9246480c58567bc6affd4200938e77eef49468c8bc7ed3776d109c07456f6e91", size=224_860,
            bundled="speechmos:dnsmos_models/model_v8.onnx"),
+    # torchaudio's WAV2VEC2_ASR_BASE_960H: the file keeps fairseq's 32-row output layer; the bundle drops
+    # rows 1-3 (fairseq dictionary specials never trained) to match its 29 character labels, blank first.
+    # Besides the builder's arguments, `config` carries what the CTC judge needs (imagintalk/eval/ctc_asr.py).
+    # The hash and size are those several independent pinning records of this URL agree on.
+    _entry("wav2vec2-asr-base-960h", "asr_judge", f"{_TORCHAUDIO}/wav2vec2_fairseq_base_ls960_asr_ls960.pth",
+           "torchaudio.models.wav2vec2_base", "MIT (fairseq)",
+           sha256="488fd4f16de84438ffc945334278c1b9fb9b7159a806c1080b16111a958c945d", size=377_664_473,
+           config={"aux_num_out": 29, "labels": list(WAV2VEC2_ASR_LABELS), "remove_aux_axes": [1, 2, 3],
+                   "sample_rate": 16000}),
     # openai-whisper checks the same hash: it is the URL's path segment
     _entry("whisper-tiny", "asr_judge",
            "https://openaipublic.azureedge.net/main/whisper/models/"

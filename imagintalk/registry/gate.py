@@ -11,6 +11,8 @@ evaluated on as ``eval.corpus``; the data audit writes ``audit.passed``.
 
 Before any comparison, the challenger's own numbers must meet the absolute floors of its corpus
 (``promote.floors``), so that a model that does not speak is not promoted just for being first.
+A floor or gate metric the evaluation could not compute refuses promotion; the reason quotes why
+it was not computed (the evaluation's ``eval.missing.<metric>`` tag, e.g. no ASR judge's weights).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from imagintalk import storage
 from imagintalk.config import MetricFloor, PromoteConfig, StorageConfig
 
 EVAL_PREFIX = "eval."
+MISSING_PREFIX = "eval.missing."    # + metric: why the evaluation could not compute it
 AUDIT_TAG = "audit.passed"
 DATA_TAGS = ("data.shards", "eval.shards")
 EVAL_DATA_TAG = "eval.data_version"
@@ -58,9 +61,13 @@ class FloorCheck:
     value: float | None
     bound: str                      # e.g. "<= 0.3", ">= ground_truth.dnsmos_p808 - 0.4 (= 2.85)"
     passed: bool
+    missing: str | None = None      # why the evaluation could not compute the value, when it said
 
     def describe(self) -> str:
-        got = "not evaluated" if self.value is None else f"{self.value:.4g}"
+        if self.value is not None:
+            got = f"{self.value:.4g}"
+        else:
+            got = f"not computed ({self.missing})" if self.missing else "not evaluated"
         return f"{self.metric} {got}, needs {self.bound}"
 
 
@@ -75,7 +82,9 @@ class GateDecision:
         return json.dumps([asdict(c) for c in self.comparisons], sort_keys=True)
 
     def floors_json(self) -> str:
-        return json.dumps([asdict(f) for f in self.floors], sort_keys=True)
+        # ``missing`` only where the evaluation said why a value is absent
+        return json.dumps([{k: v for k, v in asdict(f).items() if k != "missing" or v is not None}
+                           for f in self.floors], sort_keys=True)
 
 
 def eval_metric(tags: Mapping[str, str], name: str) -> float | None:
@@ -86,6 +95,17 @@ def eval_metric(tags: Mapping[str, str], name: str) -> float | None:
     except ValueError:
         return None
     return value if value is not None and math.isfinite(value) else None
+
+
+def missing_reason(tags: Mapping[str, str], key: str) -> str | None:
+    """Why the evaluation did not compute ``key`` (``wer``, ``resynthesis.wer``), if it recorded why."""
+    from imagintalk.eval.catalog import split_key
+
+    try:
+        _, metric = split_key(key)
+    except ValueError:
+        return None
+    return tags.get(f"{MISSING_PREFIX}{metric}")
 
 
 def floors_for(tags: Mapping[str, str], cfg: PromoteConfig) -> tuple[str, list[MetricFloor]]:
@@ -103,7 +123,10 @@ def check_floor(tags: Mapping[str, str], floor: MetricFloor) -> FloorCheck:
     if floor.relative_to is not None:
         ref = eval_metric(tags, floor.relative_to)
         if ref is None:
-            return FloorCheck(floor.metric, value, f"{floor.relative_to} (not evaluated)", False)
+            why = missing_reason(tags, floor.relative_to)
+            ref_state = f"not computed: {why}" if why else "not evaluated"
+            return FloorCheck(floor.metric, value, f"{floor.relative_to} ({ref_state})", False,
+                              missing_reason(tags, floor.metric) if value is None else None)
         base = ref
 
     def bound(op: str, x: float) -> str:
@@ -118,7 +141,8 @@ def check_floor(tags: Mapping[str, str], floor: MetricFloor) -> FloorCheck:
     if floor.max is not None:
         parts.append(bound("<=", floor.max))
         ok = ok and value <= base + floor.max
-    return FloorCheck(floor.metric, value, " and ".join(parts), bool(ok))
+    return FloorCheck(floor.metric, value, " and ".join(parts), bool(ok),
+                      missing_reason(tags, floor.metric) if value is None else None)
 
 
 def compare_metrics(challenger: Mapping[str, str], champion: Mapping[str, str] | None,
@@ -156,7 +180,8 @@ def _compare(challenger: Mapping[str, str], champion: Mapping[str, str] | None,
     comps_t = tuple(comps)
     missing = [c.name for c in comps if c.challenger is None]
     if missing:
-        return GateDecision(False, f"challenger not evaluated: no eval.{', eval.'.join(missing)}", comps_t)
+        why = "".join(f"; {m} not computed: {r}" for m in missing if (r := missing_reason(challenger, m)))
+        return GateDecision(False, f"challenger not evaluated: no eval.{', eval.'.join(missing)}{why}", comps_t)
     if champion is None:
         return GateDecision(True, "no champion yet: first evaluated challenger", comps_t)
     missing = [c.name for c in comps if c.champion is None]
