@@ -23,6 +23,7 @@ export OMP_WAIT_POLICY := PASSIVE
 $(VENV)/.installed: pyproject.toml | .uv-ready
 	$(UV) venv --quiet --allow-existing --python 3.11 $(VENV)
 	$(UV) pip install --quiet --python $(PY) -e '.[dev]'
+	$(PY) -c 'from imagintalk.ray_session import warm_jit_caches as w; w()'  # numba cache before any worker (numba#10128)
 	touch $@
 
 setup: /usr/bin/espeak-ng $(VENV)/.installed

@@ -35,3 +35,19 @@ def test_starting_local_ray_configures_auth_so_ray_prints_no_token_notice():
                   "ray.shutdown()")
     assert "Token authentication" not in err, err
     assert "deprecated" not in err.lower(), err
+
+
+def test_jit_caches_are_written_by_the_driver_before_any_worker(tmp_path):
+    """numba#10128: librosa's gufunc kernels compile at import and two workers writing numba's
+    cache at once can pair files of different processes (a segfault at every later import).
+    warm_jit_caches, called by start_ray before any worker exists, writes them first."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    code = "from imagintalk.ray_session import warm_jit_caches; warm_jit_caches()"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    written = {p.name for p in tmp_path.rglob("*.nbi")}
+    assert any(n.startswith("pitch._pi_wrapper") for n in written), written   # yin / pyin
+    assert any(n.startswith("guf-pitch._pi_wrapper") for n in written), written
