@@ -25,7 +25,7 @@ DATA_ASSETS = ["raw_corpus", "ingest", "audit_manifest", "fit_unit_tokenizer", "
 
 def _params_file(tmp_path: Path, **synth) -> Path:
     base = yaml.safe_load((REPO / "params.yaml").read_text())
-    base["synth"].update({"speakers": 3, "clips_per_speaker": 2, **synth})
+    base["synth"].update({"speakers": 3, "clips_per_speaker": 2, "val_speakers": 1, "test_speakers": 1, **synth})
     base["tokenizer"]["k"] = 8
     base["codec"].update({"levels": 2, "codebook_size": 8})
     root = tmp_path / "data"

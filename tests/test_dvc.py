@@ -36,7 +36,7 @@ def _tiny_repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     _copy_repo(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["synth"].update({"speakers": 3, "clips_per_speaker": 2})
+    params["synth"].update({"speakers": 3, "clips_per_speaker": 2, "val_speakers": 1, "test_speakers": 1})
     params["tokenizer"]["k"] = 8
     params["codec"].update({"levels": 2, "codebook_size": 8})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
