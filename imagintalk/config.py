@@ -19,6 +19,7 @@ from imagintalk.errors import ConfigError
 from imagintalk.eval_config import EvalConfig, PromoteConfig
 from imagintalk.eval_config import GateMetric as GateMetric  # re-exported: callers import configs from here
 from imagintalk.eval_config import MetricFloor as MetricFloor
+from imagintalk.face_config import FaceConfig as FaceConfig  # re-exported likewise
 from imagintalk.pretrained_config import ComponentKind as ComponentKind  # re-exported likewise
 from imagintalk.pretrained_config import ComponentSpec as ComponentSpec
 from imagintalk.pretrained_config import PretrainedConfig
@@ -92,33 +93,6 @@ class IngestConfig(Section):
     # Audio longer/shorter than its video by more than this is a wrong pairing or a cut file
     # (the one-frame tolerance of media.max_av_mismatch_frames is applied later, when decoding).
     max_av_mismatch_s: float = 0.5
-
-
-class FaceConfig(Section):
-    """Face track, mouth ROI and identity (imagintalk/preprocess)."""
-
-    detector: str = Field("dlib", pattern="^dlib$")  # FaceDetector backend
-    detect_every: int = Field(10, ge=1)   # key-frame interval for dlib detection
-    upsample: int = 0               # dlib HOG upsampling; 1 for small faces
-    # Frames larger than this (longest side) are downscaled for HOG detection only; HOG needs faces
-    # of ~80 px, so 640 keeps a 1080p talking head (face ~1/3 of the height) at ~120 px.
-    detect_max_side: int = 640
-    smooth_window: int = 5          # frames for landmark smoothing
-    roi_size: int = 96
-    face_size: int = 150            # dlib descriptor chip
-    # Frames sampled for the mean identity embedding. dlib's ResNet costs ~75-100 ms a chip on one
-    # core (dlib-bin has no BLAS), more than decoding a 3 s clip, so one frame by default.
-    descriptor_frames: int = Field(1, ge=1)
-    min_face_ratio: float = 0.8     # below: quarantine "face lost"
-    max_gap: int = 5                # missed frames up to this run length are filled by interpolation
-    # Tracked landmarks that move more than this × the inter-ocular distance in one frame mean the
-    # tracker has lost the face: detect again on that frame instead of trusting the predictor.
-    max_drift: float = 0.25
-    # ... or when the face box's gray content correlates less than this with the previous frame's.
-    min_track_similarity: float = 0.5
-    ref_size: int = 256             # mean-face canvas side (auto_avsr's 256×256 reference)
-    ref_face_scale: float = 120.0   # px per unit of dlib's mean face on the canvas: mouth ≈ 56 px of 96
-    chip_padding: float = 0.25      # dlib.get_face_chip padding the descriptor was trained with
 
 
 class AudioFeatureConfig(Section):

@@ -32,6 +32,10 @@ def warm_jit_caches() -> None:
     for name in ("librosa.core.pitch", "librosa.core.audio", "librosa.core.spectrum", "librosa.feature",
                  "librosa.sequence", "librosa.effects", "librosa.util"):
         importlib.import_module(name)
+    # ours compile on first call (the compiled 68-point predictor of the shard workers)
+    from imagintalk.preprocess.shape_predictor import warm_kernels
+
+    warm_kernels()
 
 
 def start_ray(num_cpus: int | None = None, *, log_to_driver: bool = False, **init_kwargs: Any) -> bool:

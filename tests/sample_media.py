@@ -53,6 +53,16 @@ def still_landmarks(face: np.ndarray) -> np.ndarray:
     return det.landmarks(face, boxes[0]).astype(np.float64)
 
 
+def _jaw_drop(lm: np.ndarray, amount: float, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Downward shift (px) of the content at output position (xs, ys) when the jaw drops ``amount``."""
+    cx, cy = lm[48:68].mean(0)
+    half_w = (lm[54, 0] - lm[48, 0]) / 2
+    chin = max(lm[8, 1], cy + amount + 2)
+    wx = np.clip(1 - ((xs - cx) / (half_w * 1.3)) ** 2, 0, 1)
+    fall = np.clip((chin - ys) / (chin - cy), 0, 1)
+    return np.where(ys > cy, amount * wx * np.where(ys < cy + amount, 1.0, fall), 0.0)
+
+
 def open_mouth(face: np.ndarray, lm: np.ndarray, amount: float) -> np.ndarray:
     """The face with its jaw dropped by ``amount`` pixels at the mouth centre."""
     if amount <= 0:
@@ -60,12 +70,10 @@ def open_mouth(face: np.ndarray, lm: np.ndarray, amount: float) -> np.ndarray:
     h, w = face.shape[:2]
     cx, cy = lm[48:68].mean(0)
     half_w = (lm[54, 0] - lm[48, 0]) / 2
-    chin = max(lm[8, 1], cy + amount + 2)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     wx = np.clip(1 - ((xs - cx) / (half_w * 1.3)) ** 2, 0, 1)
     below = ys > cy
-    fall = np.clip((chin - ys) / (chin - cy), 0, 1)
-    dy = np.where(below, amount * wx * np.where(ys < cy + amount, 1.0, fall), 0.0)
+    dy = _jaw_drop(lm, amount, xs, ys)
     out = cv2.remap(face, xs, (ys - dy).astype(np.float32), cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REPLICATE)
     gap = below & (ys < cy + amount * wx) & (wx > 0)
@@ -73,18 +81,36 @@ def open_mouth(face: np.ndarray, lm: np.ndarray, amount: float) -> np.ndarray:
     return out
 
 
+def _shifts(n: int, seed: int, jitter: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.array([rng.uniform(-jitter, jitter, 2) for _ in range(n)])
+
+
 def talking_frames(face: np.ndarray, openings: np.ndarray, seed: int = 0, jitter: float = 1.5) -> np.ndarray:
     """T×H×W×3 frames: the mouth opened by ``openings[t]`` px, each frame shifted sub-pixel."""
     lm = still_landmarks(face)
-    rng = np.random.default_rng(seed)
     h, w = face.shape[:2]
     out = []
-    for amount in openings:
-        dx, dy = rng.uniform(-jitter, jitter, 2)
+    for amount, (dx, dy) in zip(openings, _shifts(len(openings), seed, jitter), strict=True):
         m = np.float32([[1, 0, dx], [0, 1, dy]])
         out.append(cv2.warpAffine(open_mouth(face, lm, float(amount)), m, (w, h),
                                   borderMode=cv2.BORDER_REPLICATE))
     return np.stack(out)
+
+
+def true_landmarks(face: np.ndarray, openings: np.ndarray, seed: int = 0, jitter: float = 1.5) -> np.ndarray:
+    """T×68×2: where the still photo's landmarks really are in ``talking_frames(face, openings,
+    seed, jitter)`` (the jaw drop moves a point at y0 to the y with y - drop(y) = y0; then the
+    frame's shift), so a tracker can be scored against the truth rather than against another tracker."""
+    lm = still_landmarks(face)
+    out = []
+    for amount, shift in zip(openings, _shifts(len(openings), seed, jitter), strict=True):
+        pts = lm.copy()
+        if amount > 0:
+            for _ in range(30):  # fixed point: the drop is a contraction (slope < 1)
+                pts[:, 1] = lm[:, 1] + _jaw_drop(lm, float(amount), pts[:, 0], pts[:, 1])
+        out.append(pts + shift)
+    return np.stack(out).astype(np.float32)
 
 
 def espeak(text: str, sample_rate: int = 16000, voice: str = "en-us") -> np.ndarray:

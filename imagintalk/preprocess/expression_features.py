@@ -22,7 +22,7 @@ import numpy as np
 
 from imagintalk.preprocess.face_track import FaceTrack
 from imagintalk.preprocess.mean_face import EYE_CORNERS, NOSE_BRIDGE, mean_face
-from imagintalk.preprocess.roi import apply_affine, similarity_transform
+from imagintalk.preprocess.roi import similarity_transforms
 
 # The alignment points: what moves least with expression (mouth corners move with a smile).
 EXPRESSION_ANCHORS = NOSE_BRIDGE + EYE_CORNERS
@@ -32,10 +32,10 @@ FEATURE_DIM = 2 * N_LANDMARKS
 
 def normalised_landmarks(track: FaceTrack) -> np.ndarray:
     """float16 T×136: (x0, y0, x1, y1, ...) in mean-face units; NaN rows where the face was lost."""
-    ref = mean_face(EXPRESSION_ANCHORS)
-    idx = list(EXPRESSION_ANCHORS)
     out = np.full((track.n_frames, FEATURE_DIM), np.nan, np.float32)
-    for t in np.flatnonzero(track.found):
-        lm = track.landmarks[t].astype(np.float64)
-        out[t] = apply_affine(similarity_transform(lm[idx], ref), lm).reshape(-1)
+    found = np.flatnonzero(track.found)
+    if len(found):
+        lm = track.landmarks[found].astype(np.float64)
+        m = similarity_transforms(lm[:, list(EXPRESSION_ANCHORS)], mean_face(EXPRESSION_ANCHORS))
+        out[found] = (np.einsum("tij,tnj->tni", m[:, :, :2], lm) + m[:, None, :, 2]).reshape(len(found), -1)
     return out.astype(np.float16)

@@ -32,23 +32,27 @@ def smooth_landmarks(landmarks: np.ndarray, window: int) -> np.ndarray:
     return ((csum[window:] - csum[:-window]) / window).astype(np.float32)
 
 
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares rotation + uniform scale + translation mapping src -> dst (Umeyama 1991),
-    as a 2×3 matrix. No reflection, so a mirrored landmark set cannot flip the crop."""
+def similarity_transforms(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares rotation + uniform scale + translation mapping each point set of ``src``
+    (T×N×2) onto ``dst`` (N×2), as T×2×3 matrices. In 2-D the least-squares similarity has a
+    closed form (Umeyama 1991 without its SVD): no reflection, so a mirrored landmark set cannot
+    flip the crop."""
     src = np.asarray(src, np.float64)
     dst = np.asarray(dst, np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
+    mu_s, mu_d = src.mean(1, keepdims=True), dst.mean(0)
     s0, d0 = src - mu_s, dst - mu_d
-    cov = d0.T @ s0 / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
-    rot = u @ d @ vt
-    var_s = (s0 ** 2).sum() / len(src)
-    scale = float(np.trace(np.diag(sig) @ d) / max(var_s, 1e-12))
-    m = np.zeros((2, 3))
-    m[:, :2] = scale * rot
-    m[:, 2] = mu_d - scale * rot @ mu_s
+    var_s = np.maximum((s0 ** 2).sum((1, 2)), 1e-12)
+    a = (s0[..., 0] * d0[:, 0] + s0[..., 1] * d0[:, 1]).sum(1) / var_s
+    b = (s0[..., 0] * d0[:, 1] - s0[..., 1] * d0[:, 0]).sum(1) / var_s
+    m = np.empty((len(src), 2, 3))
+    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = a, -b, b, a
+    m[:, :, 2] = mu_d - np.einsum("tij,tj->ti", m[:, :, :2], mu_s[:, 0])
     return m
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2×3 least-squares similarity mapping the points ``src`` onto ``dst`` (N×2 each)."""
+    return similarity_transforms(np.asarray(src)[None], dst)[0]
 
 
 def apply_affine(m: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -68,7 +72,7 @@ def align_to_mean_face(landmarks: np.ndarray, cfg: FaceConfig) -> np.ndarray:
     smooth = smooth_landmarks(landmarks, cfg.smooth_window)
     ref = reference_points(cfg)
     idx = list(STABLE_POINTS)
-    return np.stack([similarity_transform(s[idx], ref) for s in smooth]).astype(np.float64)
+    return similarity_transforms(smooth[:, idx], ref)
 
 
 def mouth_roi_transforms(track: FaceTrack, cfg: FaceConfig) -> np.ndarray:
@@ -76,14 +80,12 @@ def mouth_roi_transforms(track: FaceTrack, cfg: FaceConfig) -> np.ndarray:
     if not track.any_found:
         raise ValueError("no face in the track: nothing to crop")
     to_canvas = align_to_mean_face(track.landmarks, cfg)
-    smooth = smooth_landmarks(track.landmarks, cfg.smooth_window)
-    out = np.empty_like(to_canvas)
-    half = cfg.roi_size / 2
-    for t, (m, lm) in enumerate(zip(to_canvas, smooth, strict=True)):
-        centre = apply_affine(m, lm[list(MOUTH)]).mean(0)
-        out[t] = m
-        # pixel centres: the crop's centre sits between pixels (half - 0.5)
-        out[t, :, 2] += (half - 0.5) - centre
+    mouth = smooth_landmarks(track.landmarks, cfg.smooth_window)[:, list(MOUTH)].astype(np.float64).mean(1)
+    # the map is affine, so the mean of the mapped mouth points is the mapped mean
+    centre = np.einsum("tij,tj->ti", to_canvas[:, :, :2], mouth) + to_canvas[:, :, 2]
+    out = to_canvas.copy()
+    # pixel centres: the crop's centre sits between pixels (roi_size / 2 - 0.5)
+    out[:, :, 2] += (cfg.roi_size / 2 - 0.5) - centre
     return out
 
 
@@ -111,3 +113,15 @@ def mouth_opening(track: FaceTrack) -> np.ndarray:
     width = np.linalg.norm(lm[:, MOUTH_RIGHT] - lm[:, MOUTH_LEFT], axis=-1)
     ratio = gap / np.maximum(width, 1e-6)
     return np.nan_to_num(ratio, nan=0.0).astype(np.float32)
+
+
+def mouth_point_error(track: FaceTrack, reference: FaceTrack, cfg: FaceConfig) -> np.ndarray:
+    """Distances (frames × 20, in pixels of the ``roi_size`` crop) between the mouth points 48–67 of
+    ``track`` and of ``reference``, both mapped through the reference's ROI transforms, on the frames
+    measured in both: how far a faster track's mouth lies from the reference's in what the model sees."""
+    maps = mouth_roi_transforms(reference, cfg)
+    both = track.found & reference.found
+    mouth = list(MOUTH)
+    a = np.stack([apply_affine(m, lm[mouth]) for m, lm in zip(maps[both], track.landmarks[both], strict=True)])
+    b = np.stack([apply_affine(m, lm[mouth]) for m, lm in zip(maps[both], reference.landmarks[both], strict=True)])
+    return np.linalg.norm(a - b, axis=-1)
