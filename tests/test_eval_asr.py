@@ -7,18 +7,16 @@ gate refusing a floor on such a metric with that reason. Nothing reaches outside
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import math
-import threading
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchaudio
+from http_support import serve_folder
 from pydantic import ValidationError
 
 from imagintalk.config import Params, PromoteConfig
@@ -46,11 +44,6 @@ JUDGE_CONFIG = {**TINY, "aux_num_out": 29, "labels": list(WAV2VEC2_ASR_LABELS), 
                 "sample_rate": 16000}
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
     """The served folder: the tiny model's state_dict, 32 CTC outputs as fairseq's dictionary has."""
@@ -63,11 +56,8 @@ def weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(weights) -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(weights)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_folder(weights) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

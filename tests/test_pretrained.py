@@ -7,10 +7,7 @@ a tiny randomly initialised model; nothing reaches outside 127.0.0.1."""
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +15,7 @@ import pytest
 import torch
 import torchaudio
 import yaml
+from http_support import QuietHandler, serve_folder
 from shards_support import moto_s3
 from typer.testing import CliRunner
 
@@ -40,7 +38,7 @@ TINY = dict(
 )
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Serves the weights folder; ``/short/<file>`` announces the full length and sends half."""
 
     def do_GET(self):  # noqa: N802 - http.server's name
@@ -53,9 +51,6 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.close_connection = True
             return
         super().do_GET()
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +68,8 @@ def weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(weights) -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(weights)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_folder(weights, _Handler) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
