@@ -1,11 +1,13 @@
-"""dlib's 68-point shape predictor (Kazemi & Sullivan's regression-tree cascade), run for many
-frames at once.
+"""dlib's 68-point shape predictor (Kazemi & Sullivan's regression-tree cascade), compiled.
 
-dlib's own predictor costs ~1 ms a frame, and not for arithmetic: each call walks 15 cascades ×
-500 trees and adds one 136-float leaf per tree, 4 MB of leaves picked at random from a 65 MB
-model, so a call mostly waits on memory. Run cascade by cascade over all of a clip's frames
-instead, one cascade's 4 MB of leaves stays in the cache while every frame reads it: the same
-algorithm and the same model, compiled with numba, at a fraction of the cost per frame.
+dlib's own predictor costs ~1.1 ms a frame in our tracker, and little of it is arithmetic: each
+call walks 15 cascades × 500 trees and adds one 136-float leaf per tree, 4 MB of leaves picked at
+random from a 65 MB model, so a call mostly waits on memory and on mispredicted branches. The same
+algorithm and model compiled with numba, the tree descent branch-free and a cascade's leaves all
+fetched before they are summed, costs ~0.4 ms a frame (the tracker calls it frame by frame: each
+box comes from the previous frame's landmarks). Given many frames at once it runs cascade by
+cascade, one cascade's 4 MB of leaves staying in the cache while every frame reads it (~0.26 ms a
+frame; results/README.md, issue 16).
 
 ``ShapePredictor.predict(gray_frames, rects)`` follows ``dlib::shape_predictor::operator()``
 (dlib/image_processing/shape_predictor.h): start from the mean shape in the unit square of the
