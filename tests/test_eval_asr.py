@@ -17,6 +17,7 @@ import pytest
 import torch
 import torchaudio
 from http_support import serve_folder
+from pretrained_support import TINY_WAV2VEC2
 from pydantic import ValidationError
 
 from imagintalk.config import Params, PromoteConfig
@@ -32,13 +33,7 @@ from imagintalk.registry.gate import compare_metrics
 
 NAME = "wav2vec2-asr-base-960h"
 FILE = "wav2vec2_fairseq_base_ls960_asr_ls960.pth"   # the upstream file name: the cache keeps it
-TINY = dict(
-    extractor_mode="group_norm", extractor_conv_layer_config=[[16, 10, 5]] + [[16, 3, 2]] * 4 + [[16, 2, 2]] * 2,
-    extractor_conv_bias=False, encoder_embed_dim=32, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16,
-    encoder_pos_conv_groups=4, encoder_num_layers=2, encoder_num_heads=2, encoder_attention_dropout=0.0,
-    encoder_ff_interm_features=64, encoder_ff_interm_dropout=0.0, encoder_dropout=0.0,
-    encoder_layer_norm_first=False, encoder_layer_drop=0.0,
-)
+TINY = TINY_WAV2VEC2
 # the judge's config as the built-in entry has it, with the tiny architecture's builder arguments
 JUDGE_CONFIG = {**TINY, "aux_num_out": 29, "labels": list(WAV2VEC2_ASR_LABELS), "remove_aux_axes": [1, 2, 3],
                 "sample_rate": 16000}

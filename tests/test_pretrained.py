@@ -16,6 +16,7 @@ import torch
 import torchaudio
 import yaml
 from http_support import QuietHandler, serve_folder
+from pretrained_support import TINY_WAV2VEC2
 from shards_support import moto_s3
 from typer.testing import CliRunner
 
@@ -29,13 +30,7 @@ from pipelines.cli import app
 
 NAME = "hubert-base-ls960"
 FILE = "hubert_fairseq_base_ls960.pth"   # the upstream file name: the cache keeps it
-TINY = dict(
-    extractor_mode="group_norm", extractor_conv_layer_config=[[16, 10, 5]] + [[16, 3, 2]] * 4 + [[16, 2, 2]] * 2,
-    extractor_conv_bias=False, encoder_embed_dim=32, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16,
-    encoder_pos_conv_groups=4, encoder_num_layers=2, encoder_num_heads=2, encoder_attention_dropout=0.0,
-    encoder_ff_interm_features=64, encoder_ff_interm_dropout=0.0, encoder_dropout=0.0,
-    encoder_layer_norm_first=False, encoder_layer_drop=0.0, aux_num_out=None,
-)
+TINY = {**TINY_WAV2VEC2, "aux_num_out": None}
 
 
 class _Handler(QuietHandler):
