@@ -106,7 +106,7 @@ def _member(sample: dict[str, Any], name: str) -> bytes:
     return sample[name]
 
 
-def _pad(arrays: Sequence[np.ndarray], length: int, axis: int, dtype: np.dtype | type,
+def pad_stack(arrays: Sequence[np.ndarray], length: int, axis: int, dtype: np.dtype | type,
          fill: float = 0) -> tuple[np.ndarray, np.ndarray]:
     """Stack arrays padded with ``fill`` on ``axis`` to ``length``; mask B×length (True = real).
 
@@ -130,20 +130,20 @@ def _pad(arrays: Sequence[np.ndarray], length: int, axis: int, dtype: np.dtype |
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Pad to the longest clip in the batch; masks mark real steps (see the batch layout above)."""
     t = max(s["lips"].shape[0] for s in samples)
-    lips, lip_mask = _pad([s["lips"] for s in samples], t, 0, np.uint8)  # the model scales to [0, 1]
-    units, unit_mask = _pad([s["units"] for s in samples], UNITS_PER_FRAME * t, 0, np.int64)
-    mel, mel_mask = _pad([s["mel"] for s in samples], MELS_PER_FRAME * t, 1, np.float32)
+    lips, lip_mask = pad_stack([s["lips"] for s in samples], t, 0, np.uint8)  # the model scales to [0, 1]
+    units, unit_mask = pad_stack([s["units"] for s in samples], UNITS_PER_FRAME * t, 0, np.int64)
+    mel, mel_mask = pad_stack([s["mel"] for s in samples], MELS_PER_FRAME * t, 1, np.float32)
     faces = np.stack([s["face"] for s in samples]).transpose(0, 3, 1, 2).astype(np.float32)
     faces *= np.float32(1.0 / 255.0)
     arrays: dict[str, np.ndarray] = {
         "lengths": np.array([s["lips"].shape[0] for s in samples], dtype=np.int64),
         "lips": lips, "lip_mask": lip_mask,
-        "mouth": _pad([s["mouth"] for s in samples], t, 0, np.float32)[0],
-        "emotion_frames": _pad([s["emotion_frames"] for s in samples], t, 0, np.int64,
+        "mouth": pad_stack([s["mouth"] for s in samples], t, 0, np.float32)[0],
+        "emotion_frames": pad_stack([s["emotion_frames"] for s in samples], t, 0, np.int64,
                                fill=UNKNOWN_EMOTION)[0],
         **_landmarks([s["landmarks"] for s in samples], t),
         "units": units, "unit_mask": unit_mask,
-        "codes": _pad([s["codes"] for s in samples], UNITS_PER_FRAME * t, 1, np.int64)[0],
+        "codes": pad_stack([s["codes"] for s in samples], UNITS_PER_FRAME * t, 1, np.int64)[0],
         "mel": mel, "mel_mask": mel_mask,
         "identity": np.stack([s["identity"] for s in samples]).astype(np.float32),
         "speaker": np.stack([s["speaker"] for s in samples]).astype(np.float32),
@@ -153,7 +153,7 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
     if "audio" in samples[0]:
         spf = samples[0]["audio"].shape[0] // max(samples[0]["lips"].shape[0], 1)
-        arrays["audio"], arrays["audio_mask"] = _pad([s["audio"] for s in samples], spf * t, 0, np.float32)
+        arrays["audio"], arrays["audio_mask"] = pad_stack([s["audio"] for s in samples], spf * t, 0, np.float32)
     batch: dict[str, Any] = {"keys": [s["key"] for s in samples]}
     batch.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
     return batch
@@ -162,7 +162,7 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def _landmarks(arrays: Sequence[np.ndarray], t: int) -> dict[str, np.ndarray]:
     """Face landmarks padded to ``t`` frames: NaN rows (face lost) become zeros with
     ``face_found`` False, so no NaN reaches a model."""
-    lm, _ = _pad(arrays, t, 0, np.float32, fill=np.nan)
+    lm, _ = pad_stack(arrays, t, 0, np.float32, fill=np.nan)
     found = np.isfinite(lm).all(axis=2)
     return {"landmarks": np.where(found[..., None], lm, np.float32(0.0)), "face_found": found}
 

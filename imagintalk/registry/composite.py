@@ -121,19 +121,16 @@ class ImaginTalkModel(mlflow.pyfunc.PythonModel):
     def _generate_rows(self, inputs: Sequence[VideoInputs], emotions: Sequence[int] | None,
                        overrides: Mapping[str, Any] | None) -> list[np.ndarray]:
         s = {**self.settings, **dict(overrides or {})}
+        from imagintalk.data.loader import pad_stack
+
         t = max(x.n_frames for x in inputs)
-        lips = torch.zeros((len(inputs), t, *inputs[0].lips.shape[1:]))
-        lip_mask = torch.zeros((len(inputs), t), dtype=torch.bool)
-        have_landmarks = all(x.landmarks is not None for x in inputs)
-        landmarks = torch.full((len(inputs), t, 136), float("nan")) if have_landmarks else None
-        for i, x in enumerate(inputs):
-            lips[i, : x.n_frames] = torch.from_numpy(x.lips)
-            lip_mask[i, : x.n_frames] = True
-            if landmarks is not None:
-                landmarks[i, : x.n_frames] = torch.from_numpy(x.landmarks)
+        lips, lip_mask = pad_stack([x.lips for x in inputs], t, 0, np.float32)
+        landmarks = (torch.from_numpy(pad_stack([x.landmarks for x in inputs], t, 0, np.float32, fill=np.nan)[0])
+                     if all(x.landmarks is not None for x in inputs) else None)
         out = self.model.generate(
-            lips, lip_mask, torch.stack([torch.from_numpy(x.identity) for x in inputs]),
-            torch.stack([torch.from_numpy(x.face) for x in inputs]),
+            torch.from_numpy(lips), torch.from_numpy(lip_mask),
+            torch.from_numpy(np.stack([x.identity for x in inputs])),
+            torch.from_numpy(np.stack([x.face for x in inputs])),
             None if emotions is None else torch.tensor(list(emotions)),
             steps=s.get("steps"), guidance=s.get("guidance"), seed=int(s.get("seed", 0)), landmarks=landmarks)
         if out.emotion_interpolated is not None:
