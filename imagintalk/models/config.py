@@ -84,6 +84,10 @@ class LipAlignerConfig(_Cfg):
     trunk_blocks: tuple[int, int, int, int] = (2, 2, 2, 2)  # ResNet-18 layout
     encoder: EncoderConfig = EncoderConfig(kind="conformer")
     label_smoothing: float = 0.0
+    # A second input stream beside the crops: the mouth and jaw landmarks of the face track (mean-face
+    # units, each frame also centred on the clip's mean, plus frame-to-frame deltas), projected and
+    # added to the crops' features before the temporal encoder (imagintalk/models/lip_aligner.py).
+    landmarks: bool = False
     # Local checkpoint of a pretrained visual front-end (auto_avsr layout: frontend3D.*, trunk.*);
     # loaded and frozen when set. Never downloaded.
     pretrained_frontend: str | None = None
@@ -126,13 +130,20 @@ class FaceStyleConfig(_Cfg):
 class ExpressionConfig(_Cfg):
     """Facial-expression model over the per-frame face landmarks (imagintalk/models/expression.py)."""
 
-    dim: int = 64
-    layers: int = 2                 # residual temporal conv blocks
+    dim: int = 128
+    layers: int = 0                 # residual temporal conv blocks after the input MLP
     kernel: int = 5                 # frames per temporal conv (odd)
-    dropout: float = 0.1
+    # What each frame's MLP reads besides its own landmarks: ``clip`` adds the 0.5 s window's mean
+    # and the clip's mean landmarks (the face's resting shape, against which an expression is a
+    # departure), ``none`` only the frame. Chosen on validation speakers (results/README.md,
+    # "Expression"): the clip context is what carries to an unseen face.
+    context: Literal["clip", "none"] = "clip"
+    dropout: float = 0.3
     label_smoothing: float = 0.05
-    jitter: float = 0.004           # training: landmark noise (mean-face units; 1 ≈ 1.36 IOD)
-    warp: float = 0.03              # training: random per-clip scale/shift of the face (alignment noise)
+    # Training augmentation, off by default: a mild expression moves a landmark ~0.04 mean-face
+    # units, so a per-clip warp of a few percent hides it (validation speakers scored higher without).
+    jitter: float = 0.0             # landmark noise (mean-face units; 1 ≈ 1.36 IOD)
+    warp: float = 0.0               # random per-clip scale/shift of the face (alignment noise)
 
 
 class SamplerConfig(_Cfg):
