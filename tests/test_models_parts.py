@@ -52,33 +52,6 @@ def test_aligner_shapes_and_padding_never_changes_valid_outputs_even_in_train_mo
     torch.testing.assert_close(aligner(noisy, b["lip_mask"]).logits[m], out.logits[m], atol=1e-5, rtol=1e-4)
 
 
-def test_an_aligner_with_the_landmark_stream_reads_them_ignores_lost_frames_and_refuses_without(cfg):
-    torch.manual_seed(0)
-    cfg_lm = cfg.model_copy(update={"lip_aligner": cfg.lip_aligner.model_copy(update={"landmarks": True})})
-    aligner = LipAligner(cfg_lm).eval()
-    b = random_batch(cfg.vocab, [6, 4], seed=1)
-    found = b["face_found"].clone()
-    found[0, 2] = False                       # the face was lost on one frame
-    out = aligner(b["lips"], b["lip_mask"], b["landmarks"], found)
-    m = out.mask
-    moved = b["landmarks"].clone()
-    moved[0, 3] += 0.05                       # a seen frame's mouth moves: the units may change
-    assert not torch.allclose(aligner(b["lips"], b["lip_mask"], moved, found).logits[0], out.logits[0])
-    lost = b["landmarks"].clone()
-    lost[0, 2] = float("nan")                 # whatever a lost frame holds (NaN included) is not read
-    lost[1, 4:] = 7.0                         # nor is the padding
-    torch.testing.assert_close(aligner(b["lips"], b["lip_mask"], lost, found).logits[m], out.logits[m],
-                               atol=1e-5, rtol=1e-4)
-    # without face_found, NaN rows mark the lost frames
-    torch.testing.assert_close(aligner(b["lips"], b["lip_mask"], lost.masked_fill(~found[..., None], float("nan")))
-                               .logits[m], out.logits[m], atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match="reads the face landmarks"):
-        aligner(b["lips"], b["lip_mask"])
-    loss, metrics = aligner.loss(b)           # a loader batch carries them
-    loss.backward()
-    assert aligner.landmarks.mlp[0].weight.grad.abs().sum() > 0 and 0 <= metrics["unit_acc"] <= 1
-
-
 def test_bert_detector_and_refiner_ignore_padding(cfg):
     torch.manual_seed(0)
     refiner = LipRefiner(cfg).eval()

@@ -84,10 +84,6 @@ class LipAlignerConfig(_Cfg):
     trunk_blocks: tuple[int, int, int, int] = (2, 2, 2, 2)  # ResNet-18 layout
     encoder: EncoderConfig = EncoderConfig(kind="conformer")
     label_smoothing: float = 0.0
-    # A second input stream beside the crops: the mouth and jaw landmarks of the face track (mean-face
-    # units, each frame also centred on the clip's mean, plus frame-to-frame deltas), projected and
-    # added to the crops' features before the temporal encoder (imagintalk/models/lip_aligner.py).
-    landmarks: bool = False
     # Local checkpoint of a pretrained visual front-end (auto_avsr layout: frontend3D.*, trunk.*);
     # loaded and frozen when set. Never downloaded.
     pretrained_frontend: str | None = None

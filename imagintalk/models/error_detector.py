@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from imagintalk.models.batch import Batch, safe_tokens, token_mask
+from imagintalk.models.batch import Batch, frame_mask, safe_tokens, token_mask
 from imagintalk.models.config import ModelConfig
 from imagintalk.models.layers import Attention, Encoder, add_positions, freeze, masked_mean, zero_padding
 from imagintalk.models.lip_aligner import AlignerOutput, LipAligner
@@ -110,8 +110,7 @@ class LipRefiner(nn.Module):
         return self.detector.conditioner(al.features, al.mask, tokens)
 
     def refine(self, lips: Tensor, lip_mask: Tensor, rounds: int | None = None,
-               threshold: float | None = None, landmarks: Tensor | None = None,
-               face_found: Tensor | None = None) -> RefineOutput:
+               threshold: float | None = None) -> RefineOutput:
         """Aligner → detect → mask flagged → lip-conditioned BERT re-prediction, ``rounds`` times.
 
         ``rounds=0`` is the "without error detector" ablation: c_lip is then computed over the
@@ -119,7 +118,7 @@ class LipRefiner(nn.Module):
         """
         rounds = self.cfg.rounds if rounds is None else rounds
         threshold = self.cfg.threshold if threshold is None else threshold
-        al = self.aligner(lips, lip_mask, landmarks, face_found)
+        al = self.aligner(lips, lip_mask)
         units = first = al.logits.argmax(-1)
         flagged_any = torch.zeros_like(al.mask)
         first_prob = torch.zeros(al.mask.shape, device=lips.device)
@@ -143,7 +142,7 @@ class LipRefiner(nn.Module):
 
     def teacher_c_lip(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """c_lip over the ground-truth units (teacher forcing for the style-DiT): (c_lip, mask)."""
-        al = self.aligner.read(batch)
+        al = self.aligner(batch["lips"], frame_mask(batch))
         mask = al.mask & token_mask(batch)[:, : al.mask.shape[1]]
         units = safe_tokens(batch["units"][:, : mask.shape[1]], mask)
         return self.bert(units, mask, self.lip_condition(al, units)).hidden, mask
@@ -152,7 +151,7 @@ class LipRefiner(nn.Module):
         """BCE of the detector on the frozen aligner's mistakes + lip-conditioned correction MLM."""
         c = self.cfg
         with torch.no_grad():
-            al = self.aligner.read(batch)
+            al = self.aligner(batch["lips"], frame_mask(batch))
         mask = al.mask & token_mask(batch)[:, : al.mask.shape[1]]
         target = safe_tokens(batch["units"][:, : mask.shape[1]], mask)
         pred = al.logits.argmax(-1)

@@ -109,7 +109,7 @@ class ImaginTalk(nn.Module):
                     else torch.as_tensor(lip_mask, device=dev).bool())
         identity, face = (torch.as_tensor(x, device=dev) for x in (identity, face))
         read, flags = (None, None) if emotion is not None else self.face_emotion(landmarks, face_found, lip_mask)
-        ref = self.refiner.refine(lips, lip_mask, rounds=rounds, landmarks=landmarks, face_found=face_found)
+        ref = self.refiner.refine(lips, lip_mask, rounds=rounds)
         out = self._speak(ref.units, ref.c_lip, ref.mask, lip_mask, identity, face,
                           torch.as_tensor(emotion, device=dev) if emotion is not None else read, steps=steps,
                           guidance=guidance, seed=seed, temperature=temperature, drop=drop)

@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from imagintalk.errors import ConfigError
 from imagintalk.models.batch import Batch, frame_mask, lips_float, safe_tokens, token_mask, upsample_mask
 from imagintalk.models.config import LipAlignerConfig, ModelConfig
-from imagintalk.models.expression import _TEMPLATE, FEATURE_SCALE
 from imagintalk.models.layers import Encoder, check_nonempty, freeze, masked_mean, zero_padding
 
 log = logging.getLogger(__name__)
@@ -130,37 +129,6 @@ def load_pretrained_frontend(frontend: VisualFrontend, path: str | Path) -> None
     log.info("loaded frozen visual front-end from %s", path)
 
 
-# dlib's jaw (3-13) and mouth (48-67): the geometry of what the crops show, as (x, y) columns.
-MOUTH_POINTS = tuple(range(3, 14)) + tuple(range(48, 68))
-_MOUTH_COLUMNS = torch.tensor([c for p in MOUTH_POINTS for c in (2 * p, 2 * p + 1)])
-
-
-class LandmarkStream(nn.Module):
-    """Mouth/jaw landmarks B×T×136 (mean-face units; ``found`` False where the face was lost) →
-    B×T×D: each frame's offsets from the mean face, the same centred on the clip's mean (what the
-    mouth does, less how this face rests) and frame deltas, through a per-frame MLP. Frames where
-    the face was lost give zeros (the crops' stream still speaks for them)."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.register_buffer("template", _TEMPLATE[_MOUTH_COLUMNS].clone(), persistent=False)
-        self.register_buffer("columns", _MOUTH_COLUMNS.clone(), persistent=False)
-        n = 4 * len(_MOUTH_COLUMNS)
-        self.mlp = nn.Sequential(nn.Linear(n, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
-
-    def forward(self, landmarks: Tensor, found: Tensor) -> Tensor:
-        found = found.bool()
-        x = (landmarks.float()[..., self.columns] - self.template) * FEATURE_SCALE
-        x = torch.where(found[..., None], x, torch.zeros_like(x))
-        count = found.float().sum(dim=1, keepdim=True).clamp_min(1.0)[..., None]
-        centred = torch.where(found[..., None], x - x.sum(dim=1, keepdim=True) / count, torch.zeros_like(x))
-        feats = torch.cat([x, centred], dim=-1)
-        delta = torch.zeros_like(feats)
-        both = found[:, 1:] & found[:, :-1]
-        delta[:, 1:] = torch.where(both[..., None], feats[:, 1:] - feats[:, :-1], torch.zeros_like(feats[:, 1:]))
-        return self.mlp(torch.cat([feats, 4.0 * delta], dim=-1)) * found[..., None]
-
-
 @dataclass
 class AlignerOutput:
     logits: Tensor    # B×2T×K
@@ -181,7 +149,6 @@ class LipAligner(nn.Module):
             load_pretrained_frontend(self.frontend, a.pretrained_frontend)
         d = a.encoder.dim
         self.proj_in = nn.Linear(self.frontend.out_dim, d)
-        self.landmarks = LandmarkStream(d) if a.landmarks else None
         self.encoder = Encoder(a.encoder)
         self.upsample = nn.Linear(d, self.up * d)
         self.norm = nn.LayerNorm(d)
@@ -194,37 +161,18 @@ class LipAligner(nn.Module):
             self.frontend.eval()
         return self
 
-    @property
-    def reads_landmarks(self) -> bool:
-        return self.landmarks is not None
-
-    def forward(self, lips: Tensor, lip_mask: Tensor, landmarks: Tensor | None = None,
-                face_found: Tensor | None = None) -> AlignerOutput:
-        """``landmarks`` B×T×136 and ``face_found`` B×T are read only by an aligner with the landmark
-        stream (``lip_aligner.landmarks``), which refuses to run without them."""
+    def forward(self, lips: Tensor, lip_mask: Tensor) -> AlignerOutput:
         lip_mask = lip_mask.bool()
         check_nonempty(lip_mask, "lip aligner")
         x = self.proj_in(self.frontend(lips_float(lips), lip_mask))
-        if self.landmarks is not None:
-            if landmarks is None:
-                raise ValueError("this lip aligner reads the face landmarks (lip_aligner.landmarks) "
-                                 "but none were given")
-            landmarks = torch.as_tensor(landmarks, device=x.device)
-            found = (torch.isfinite(landmarks).all(dim=-1) if face_found is None
-                     else torch.as_tensor(face_found, device=x.device).bool()) & lip_mask
-            x = x + self.landmarks(torch.nan_to_num(landmarks.float()), found)
         x = self.encoder(x, lip_mask)
         b, t, d = x.shape
         mask = upsample_mask(lip_mask, self.up)
         x = zero_padding(self.norm(self.upsample(x).view(b, t * self.up, d)), mask)
         return AlignerOutput(logits=self.projector(x), features=x, mask=mask)
 
-    def read(self, batch: Batch) -> AlignerOutput:
-        """The aligner on a loader batch (crops, and the landmarks when it reads them)."""
-        return self(batch["lips"], frame_mask(batch), batch.get("landmarks"), batch.get("face_found"))
-
     def loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
-        out = self.read(batch)
+        out = self(batch["lips"], frame_mask(batch))
         mask = out.mask & token_mask(batch)[:, : out.mask.shape[1]]
         target = safe_tokens(batch["units"][:, : mask.shape[1]], mask)
         ce = F.cross_entropy(out.logits.transpose(1, 2), target, reduction="none",

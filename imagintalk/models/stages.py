@@ -58,8 +58,7 @@ class StyleStage(nn.Module):
         fmask = frame_mask(batch)
         with torch.no_grad():
             if self.source == "refined":
-                ref = self.refiner.refine(batch["lips"], fmask, landmarks=batch.get("landmarks"),
-                                          face_found=batch.get("face_found"))
+                ref = self.refiner.refine(batch["lips"], fmask)
                 c_lip, mask = ref.c_lip, ref.mask
             else:
                 c_lip, mask = self.refiner.teacher_c_lip(batch)
