@@ -166,6 +166,10 @@ class LoaderConfig(Section):
     drop_last: bool = False
     # only these speakers' clips (a training stage's share of the train split); None: every speaker
     speakers: list[str] | None = None
+    # the record fields to read and decode (imagintalk/data/loader.py LOADER_FIELDS); None: all of
+    # them. Each training stage asks for what its model reads (imagintalk/train/graph.py), so the
+    # expression model never decodes a lip crop and the unit BERT never a face.
+    fields: list[Literal["lips", "units", "codes", "mel", "identity", "speaker", "face", "landmarks"]] | None = None
 
 
 class StorageConfig(Section):

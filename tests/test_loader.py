@@ -70,6 +70,29 @@ def test_eval_batches_are_centre_cropped_padded_and_masked(shard_root):
         np.testing.assert_allclose(b["mouth"][i, :n].numpy(), rec.mouth)
 
 
+@pytest.mark.parametrize("fields", [["landmarks"], ["units"], ["lips", "units"], ["mel", "codes"], []])
+def test_a_stage_gets_only_the_fields_it_asks_for_with_the_same_values_and_masks(shard_root, fields):
+    """LoaderConfig.fields: the rest is neither decoded nor in the batch; what is there is what the
+    full batch holds, and the lengths and masks do not depend on the lips being read."""
+    root, _ = shard_root
+    full = _all(make_loader(root, "train", False, LoaderConfig(batch_size=4)))
+    only = _all(make_loader(root, "train", False, LoaderConfig(batch_size=4, fields=fields)))
+    always = {"keys", "lengths", "lip_mask", "mouth", "emotion", "intensity", "emotion_frames"}
+    derived = {"landmarks": {"face_found"}, "units": {"unit_mask"}, "mel": {"mel_mask"}}
+    for a, b in zip(full, only, strict=True):
+        expected = always | set(fields) | {d for f in fields for d in derived.get(f, ())}
+        assert set(b) == expected
+        assert a["keys"] == b["keys"]
+        for k in expected - {"keys"}:
+            torch.testing.assert_close(b[k], a[k])
+
+
+def test_a_field_outside_the_vocabulary_is_a_config_error():
+    from pydantic import ValidationError
+    with pytest.raises(ValidationError, match="fields"):
+        LoaderConfig(fields=["lips", "audio_of_the_moon"])
+
+
 def test_emotion_index_is_clip_label_per_frame_probs_or_unknown(shard_root):
     root, recs = shard_root
     got = {}

@@ -39,6 +39,8 @@ MELS_PER_FRAME = 4     # 100 Hz mel frames per video frame
 #   landmarks float32 B×T×136 (mean-face coordinates, 0 where lost), face_found bool B×T (the
 #   expression model's input: imagintalk.preprocess.expression_features);
 #   with cfg.audio: audio float32 B×640T, audio_mask bool B×640T.
+# With cfg.fields set, only those optional fields (LOADER_FIELDS) are read and decoded; keys,
+# lengths, lip_mask, mouth and the emotion fields are always there.
 
 
 def resolve_shards(root_or_urls: str | Sequence[str], split: str,
@@ -59,41 +61,53 @@ def resolve_shards(root_or_urls: str | Sequence[str], split: str,
     return urls
 
 
-class CropLips:
-    """Decode the fields the model reads and crop the 96×96 lip ROI to ``size``."""
+# Optional record fields (LoaderConfig.fields) and the tar member each is read from. The clip's
+# key, length (from mouth.npy, T floats), mouth openness and emotion label are always read.
+LOADER_FIELDS: dict[str, str] = {
+    "lips": "lips.npy", "units": "units.npy", "codes": "codes.npy", "mel": "mel.npy",
+    "identity": "identity.npy", "speaker": "speaker.npy", "face": "face.jpg", "landmarks": "landmarks.npy",
+}
 
-    def __init__(self, size: int, train: bool, seed: int, audio: bool):
+
+class CropLips:
+    """Decode the fields the model reads (``fields``; None = all) and crop the 96×96 lip ROI to ``size``."""
+
+    def __init__(self, size: int, train: bool, seed: int, audio: bool, fields: Sequence[str] | None = None):
         self.size, self.train, self.audio = size, train, audio
+        self.fields = None if fields is None else frozenset(fields)
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+    def _crop(self, sample: dict[str, Any]) -> np.ndarray:
         lips = decode_field("lips.npy", sample["lips.npy"], copy=False)
-        t, h, w = lips.shape
+        _, h, w = lips.shape
         if h < self.size or w < self.size:
             raise ValueError(f"{sample['__key__']}: lips {h}×{w} smaller than crop {self.size}")
         if self.train:
             y, x = (int(self.rng.integers(0, h - self.size + 1)), int(self.rng.integers(0, w - self.size + 1)))
         else:
             y, x = (h - self.size) // 2, (w - self.size) // 2
+        return lips[:, y:y + self.size, x:x + self.size]
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        want = (lambda name: True) if self.fields is None else self.fields.__contains__
+        mouth = decode_field("mouth.npy", sample["mouth.npy"], copy=False)
+        t = len(mouth)
         emotion = decode_field("emotion.json", sample["emotion.json"])
         label = EMOTION_INDEX.get(emotion.get("label") or "", UNKNOWN_EMOTION)
         probs = emotion.get("probs")
         frames = (np.asarray(probs, np.float32).argmax(axis=1) if probs is not None
                   else np.full(t, label, np.int64))
-        out = {
-            "key": key_to_clip_id(sample["__key__"]),
-            "lips": lips[:, y:y + self.size, x:x + self.size],
-            "mouth": decode_field("mouth.npy", sample["mouth.npy"], copy=False),
-            "units": decode_field("units.npy", sample["units.npy"], copy=False),
-            "codes": decode_field("codes.npy", sample["codes.npy"], copy=False),
-            "mel": decode_field("mel.npy", sample["mel.npy"], copy=False),
-            "identity": decode_field("identity.npy", sample["identity.npy"], copy=False),
-            "speaker": decode_field("speaker.npy", _member(sample, "speaker.npy"), copy=False),
-            "landmarks": decode_field("landmarks.npy", _member(sample, "landmarks.npy"), copy=False),
-            "face": decode_field("face.jpg", sample["face.jpg"]),
+        out: dict[str, Any] = {
+            "key": key_to_clip_id(sample["__key__"]), "length": t, "mouth": mouth,
             "emotion": label, "intensity": float(emotion.get("intensity") or 0.0),
             "emotion_frames": frames.astype(np.int64),
         }
+        if want("lips"):
+            out["lips"] = self._crop(sample)
+        for name in ("units", "codes", "mel", "identity", "speaker", "landmarks", "face"):
+            if want(name):
+                member = LOADER_FIELDS[name]
+                out[name] = decode_field(member, _member(sample, member), copy=False)
         if self.audio:
             out["audio"] = decode_field("audio.flac", sample["audio.flac"])[0]
         return out
@@ -128,31 +142,39 @@ def pad_stack(arrays: Sequence[np.ndarray], length: int, axis: int, dtype: np.dt
 
 
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Pad to the longest clip in the batch; masks mark real steps (see the batch layout above)."""
-    t = max(s["lips"].shape[0] for s in samples)
-    lips, lip_mask = pad_stack([s["lips"] for s in samples], t, 0, np.uint8)  # the model scales to [0, 1]
-    units, unit_mask = pad_stack([s["units"] for s in samples], UNITS_PER_FRAME * t, 0, np.int64)
-    mel, mel_mask = pad_stack([s["mel"] for s in samples], MELS_PER_FRAME * t, 1, np.float32)
-    faces = np.stack([s["face"] for s in samples]).transpose(0, 3, 1, 2).astype(np.float32)
-    faces *= np.float32(1.0 / 255.0)
+    """Pad to the longest clip in the batch; masks mark real steps (see the batch layout above).
+    Fields the loader was not asked for (``LoaderConfig.fields``) are absent from the batch."""
+    lengths = np.array([s["length"] for s in samples], dtype=np.int64)
+    t = int(lengths.max())
     arrays: dict[str, np.ndarray] = {
-        "lengths": np.array([s["lips"].shape[0] for s in samples], dtype=np.int64),
-        "lips": lips, "lip_mask": lip_mask,
+        "lengths": lengths, "lip_mask": np.arange(t)[None, :] < lengths[:, None],
         "mouth": pad_stack([s["mouth"] for s in samples], t, 0, np.float32)[0],
         "emotion_frames": pad_stack([s["emotion_frames"] for s in samples], t, 0, np.int64,
                                fill=UNKNOWN_EMOTION)[0],
-        **_landmarks([s["landmarks"] for s in samples], t),
-        "units": units, "unit_mask": unit_mask,
-        "codes": pad_stack([s["codes"] for s in samples], UNITS_PER_FRAME * t, 1, np.int64)[0],
-        "mel": mel, "mel_mask": mel_mask,
-        "identity": np.stack([s["identity"] for s in samples]).astype(np.float32),
-        "speaker": np.stack([s["speaker"] for s in samples]).astype(np.float32),
-        "face": faces,
         "emotion": np.array([s["emotion"] for s in samples], dtype=np.int64),
         "intensity": np.array([s["intensity"] for s in samples], dtype=np.float32),
     }
-    if "audio" in samples[0]:
-        spf = samples[0]["audio"].shape[0] // max(samples[0]["lips"].shape[0], 1)
+    first = samples[0]
+    if "lips" in first:  # uint8: the model scales to [0, 1]
+        arrays["lips"] = pad_stack([s["lips"] for s in samples], t, 0, np.uint8)[0]
+    if "landmarks" in first:
+        arrays.update(_landmarks([s["landmarks"] for s in samples], t))
+    if "units" in first:
+        arrays["units"], arrays["unit_mask"] = pad_stack([s["units"] for s in samples], UNITS_PER_FRAME * t, 0,
+                                                         np.int64)
+    if "codes" in first:
+        arrays["codes"] = pad_stack([s["codes"] for s in samples], UNITS_PER_FRAME * t, 1, np.int64)[0]
+    if "mel" in first:
+        arrays["mel"], arrays["mel_mask"] = pad_stack([s["mel"] for s in samples], MELS_PER_FRAME * t, 1, np.float32)
+    for name in ("identity", "speaker"):
+        if name in first:
+            arrays[name] = np.stack([s[name] for s in samples]).astype(np.float32)
+    if "face" in first:
+        faces = np.stack([s["face"] for s in samples]).transpose(0, 3, 1, 2).astype(np.float32)
+        faces *= np.float32(1.0 / 255.0)
+        arrays["face"] = faces
+    if "audio" in first:
+        spf = first["audio"].shape[0] // max(int(first["length"]), 1)
         arrays["audio"], arrays["audio_mask"] = pad_stack([s["audio"] for s in samples], spf * t, 0, np.float32)
     batch: dict[str, Any] = {"keys": [s["key"] for s in samples]}
     batch.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
@@ -167,8 +189,15 @@ def _landmarks(arrays: Sequence[np.ndarray], t: int) -> dict[str, np.ndarray]:
     return {"landmarks": np.where(found[..., None], lm, np.float32(0.0)), "face_found": found}
 
 
-def _skip_audio(member: str) -> bool:
-    return not member.endswith(".audio.flac")
+def _member_filter(audio: bool, fields: Sequence[str] | None) -> Callable[[str], bool] | None:
+    """Which tar members to read: all but audio.flac (unless ``audio``) and the members of fields
+    not asked for."""
+    skip = {".audio.flac"} if not audio else set()
+    if fields is not None:
+        skip |= {"." + member for name, member in LOADER_FIELDS.items() if name not in fields}
+    if not skip:
+        return None
+    return lambda member: not member.endswith(tuple(skip))
 
 
 def _shuffled_urls(urls: list[str], seed: int) -> Callable[..., Iterator[dict[str, str]]]:
@@ -219,8 +248,7 @@ def make_dataset(root_or_urls: str | Sequence[str], split: str, train: bool, cfg
     stages: list[Any] = [_shuffled_urls(mine, seed) if train else wds.SimpleShardList(mine)]
     stages.append(wds.split_by_worker)
     keep_audio = cfg.audio
-    stages.append(wds.tarfile_to_samples(
-        select_files=None if keep_audio else _skip_audio))
+    stages.append(wds.tarfile_to_samples(select_files=_member_filter(keep_audio, cfg.fields)))
     if cfg.speakers is not None:
         stages.append(wds.select(_of_speakers(frozenset(cfg.speakers))))
     if not by_shard and num_shards > 1:
@@ -228,7 +256,7 @@ def make_dataset(root_or_urls: str | Sequence[str], split: str, train: bool, cfg
     if train and cfg.shuffle_buffer > 1:
         stages.append(wds.shuffle(cfg.shuffle_buffer, initial=cfg.shuffle_buffer,
                                   rng=random.Random(seed)))
-    stages.append(wds.map(CropLips(cfg.crop, train, seed, keep_audio)))
+    stages.append(wds.map(CropLips(cfg.crop, train, seed, keep_audio, cfg.fields)))
     stages.append(wds.batched(cfg.batch_size, collation_fn=collate, partial=not cfg.drop_last))
     return wds.DataPipeline(*stages)
 

@@ -30,12 +30,14 @@ class StageSpec:
     # which train-split speakers it learns on: all, those the aligner fits ("fit"), or the ones
     # held out from the aligner ("held_out", see train.detector_holdout)
     speakers: Literal["all", "fit", "held_out"] = "all"
+    # the record fields its model reads (LoaderConfig.fields): the loader decodes nothing else
+    fields: tuple[str, ...] | None = None
 
     def loader_config(self, params: Params, train: bool = True,
                       train_speakers: Sequence[str] | None = None) -> LoaderConfig:
         """The loader settings of this stage (batch size override, audio on demand, and, for
         training with the split's speakers known, this stage's share of them)."""
-        update: dict = {"audio": self.audio}
+        update: dict = {"audio": self.audio, "fields": None if self.fields is None else list(self.fields)}
         if params.train.batch_size is not None:
             update["batch_size"] = params.train.batch_size
         if not train:
@@ -58,13 +60,14 @@ def holdout_split(speakers: Sequence[str], fraction: float) -> tuple[list[str], 
 
 
 STAGES: dict[str, StageSpec] = {
-    "expression": StageSpec("expression"),
-    "vocoder": StageSpec("vocoder", audio=True, codec=True),
-    "unit_bert": StageSpec("unit_bert"),
-    "lip_aligner": StageSpec("lip_aligner", speakers="fit"),
+    "expression": StageSpec("expression", fields=("landmarks",)),
+    "vocoder": StageSpec("vocoder", audio=True, codec=True, fields=("mel", "codes")),
+    "unit_bert": StageSpec("unit_bert", fields=("units",)),
+    "lip_aligner": StageSpec("lip_aligner", speakers="fit", fields=("lips", "units")),
     "error_detector": StageSpec("error_detector", needs={"lip_aligner": "lip_aligner", "unit_bert": "unit_bert"},
-                                speakers="held_out"),
-    "style_dit": StageSpec("style_dit", needs={"refiner": "error_detector", "expression": "expression"}),
+                                speakers="held_out", fields=("lips", "units")),
+    "style_dit": StageSpec("style_dit", needs={"refiner": "error_detector", "expression": "expression"},
+                           fields=("lips", "units", "codes", "identity", "speaker", "face", "landmarks")),
 }
 
 
