@@ -89,6 +89,10 @@ class EvalConfig(Section):
     # GRID-grammar corpora such as SynthTalk), an asr_judge of the pretrained catalogue for open
     # vocabulary (e.g. wav2vec2-asr-base-960h), or null (WER/CER reported as not computed)
     asr: str | None = Field("grid", pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    # the lip-sync judge of LSE-C/LSE-D (imagintalk/eval/sync.py): a sync_judge of the pretrained
+    # catalogue (syncnet-v2), or null (LSE reported as not computed; sync_conf, our own mouth-energy
+    # correlation, is always there)
+    sync_judge: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]*$")
 
     @field_validator("ladder", "ablations")
     @classmethod

@@ -12,7 +12,7 @@ from pydantic import Field
 from imagintalk.sections import Section
 
 ComponentKind = Literal["unit_extractor", "codec", "visual_encoder", "asr_judge", "speaker_encoder",
-                        "naturalness_judge"]
+                        "naturalness_judge", "sync_judge"]
 
 
 class ComponentSpec(Section):

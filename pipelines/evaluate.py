@@ -8,7 +8,8 @@ judge's own floor and ceiling on these clips, logs everything to MLflow, tags th
 with ``eval.<metric>`` and ``eval.<variant>.<metric>`` (what the promotion gate and its floors
 read) and writes metrics.json/metrics.md and an HTML report to listen to.
 
-WER and CER come from the ASR judge ``eval.asr`` names (imagintalk/eval/intelligibility.py). A
+WER and CER come from the ASR judge ``eval.asr`` names (imagintalk/eval/intelligibility.py), LSE-C
+and LSE-D from the lip-sync judge ``eval.sync_judge`` names (imagintalk/eval/sync.py). A
 metric that could not be computed (no judge, weights not pulled, no gradable transcript) is
 reported with its reason in the report, as the run's ``missing.<metric>`` tag and as the version's
 ``eval.missing.<metric>`` tag, which the gate quotes when a floor needs it.
@@ -120,6 +121,7 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     from imagintalk.eval.ladder import clips_from_batch, render_batch, variants_for
     from imagintalk.eval.report import write_report
     from imagintalk.eval.scoring import References, score_variant, speaker_sim_range
+    from imagintalk.eval.sync import choose_sync, lse_rows
     from imagintalk.models.expression import ExpressionScore
     from imagintalk.registry import tracking
     from imagintalk.registry.gate import EVAL_DATA_TAG, EVAL_PREFIX, MISSING_PREFIX
@@ -128,6 +130,7 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     params = params or load_params()
     ecfg = params.eval
     asr = intelligibility.choose_asr(params)  # a bad eval.asr fails here, before anything is generated
+    sync = choose_sync(params)                # likewise eval.sync_judge
     uri = _resolve(model)
     data = tracking.read_data_version(shards, params.storage)
     net = Speaker(uri, params).pyfunc.model
@@ -149,8 +152,11 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     refs = References(clips)
     rows = {v: score_variant(clips, rendered[v], refs, emotion_judge, asr.judge)
             for v in tqdm(variants, desc="evaluate: judge", unit="variant")}
+    lse, no_lse = lse_rows(sync, clips, rendered, metas, params)
+    for v, extra in lse.items():
+        rows[v].update(extra)
     transcripts = [clip.transcript for clip in clips]
-    missing = intelligibility.gaps(asr, transcripts)
+    missing = intelligibility.gaps(asr, transcripts) | ({m: no_lse for m in ("lse_c", "lse_d")} if no_lse else {})
     judge = speaker_sim_range(clips, refs)
     aliases = {a: v for a, v in ALIASES.items() if a in ecfg.ablations and v in rows}
     corpora = {m.get("corpus") for m in metas.values()} - {None}

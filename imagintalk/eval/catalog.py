@@ -45,6 +45,11 @@ METRICS: dict[str, MetricInfo] = {
                                   "cross-correlation of mouth opening and audio energy", False),
     "sync_conf": MetricInfo("audio-video sync confidence (peak minus median correlation)",
                             "cross-correlation of mouth opening and audio energy", True),
+    "lse_c": MetricInfo("lip-sync confidence LSE-C: SyncNet's median minus best mean distance over audio-video "
+                        "lags of +-15 frames, against the clip's real video", "the sync judge named by eval.sync_judge "
+                        "(SyncNet, syncnet_python's evaluation)", True),
+    "lse_d": MetricInfo("lip-sync distance LSE-D: SyncNet's mean audio-video feature distance at the best lag",
+                        "the sync judge named by eval.sync_judge", False),
     "emotion_acc": MetricInfo("accuracy of the emotion heard against the clip's label",
                               "speech-emotion classifier fitted on ground-truth training audio", True),
     "speaker_sim_floor": MetricInfo("the judge's floor: ground truth against a different test speaker's ground "

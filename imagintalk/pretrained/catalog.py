@@ -92,6 +92,10 @@ BUILTIN: dict[str, Component] = {c.name: c for c in (
            sha256="488fd4f16de84438ffc945334278c1b9fb9b7159a806c1080b16111a958c945d", size=377_664_473,
            config={"aux_num_out": 29, "labels": list(WAV2VEC2_ASR_LABELS), "remove_aux_axes": [1, 2, 3],
                    "sample_rate": 16000}),
+    # syncnet_python's download: a state dict of its `S` (imagintalk/eval/sync.py keeps the layout).
+    # One public record gives a hash; not several, so trust on first use here.
+    _entry("syncnet-v2", "sync_judge", "https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+           "imagintalk.eval.sync.SyncNet (syncnet_python S)", "MIT (syncnet_python)"),
     # openai-whisper checks the same hash: it is the URL's path segment
     _entry("whisper-tiny", "asr_judge",
            "https://openaipublic.azureedge.net/main/whisper/models/"
