@@ -5,8 +5,10 @@ written once to a temp dir; then, after one warm-up pass so both read from the p
   raw:    tarfile iteration reading every member's bytes (the I/O floor: no decoding at all);
   webdataset: WebDataset's tar iteration and grouping into samples, no decoding;
   loader: imagintalk.data.make_loader, train mode (shuffle buffer, random crops, padded batches),
-          with the LoaderConfig of params.yaml.
-Prints samples/s of both and the ratio loader/raw.
+          with the LoaderConfig of params.yaml (every field: what evaluation reads);
+  per stage: the same loader with the fields that stage's model reads (imagintalk/train/graph.py),
+          what its training actually pays.
+Prints samples/s of each and the ratios to the raw read.
 
     python benchmarks/bench_loader.py [--clips 256] [--frames 75] [--repeats 3]
 """
@@ -28,6 +30,7 @@ from imagintalk.corpora.manifest import ManifestRow
 from imagintalk.data import make_loader
 from imagintalk.shards import ShardRecord, build_index, encode_record, plan_shards, write_shard
 from imagintalk.shards.index import write_index
+from imagintalk.train.graph import STAGES
 
 VERSIONS = {"pipeline_version": PIPELINE_VERSION, "tokenizer_version": "bench", "codec_version": "bench"}
 
@@ -111,6 +114,8 @@ def main() -> None:
         raw, n_raw = best_rate(lambda: raw_read(paths), args.repeats)
         plain, n_plain = best_rate(lambda: webdataset_read(paths), args.repeats)
         loader, n_loader = best_rate(lambda: loader_read(tmp, cfg), args.repeats)
+        stages = {name: best_rate(lambda s=spec: loader_read(tmp, s.loader_config(load_params(), train=True)),
+                                  args.repeats)[0] for name, spec in STAGES.items()}
     assert n_raw == n_plain == n_loader == args.clips, (n_raw, n_plain, n_loader)
     print(f"shards: {len(paths)} x {args.per_shard} clips of {args.frames} frames, {mb:.0f} MB "
           f"(batch {cfg.batch_size}, shuffle buffer {cfg.shuffle_buffer}, workers {cfg.num_workers})")
@@ -118,6 +123,9 @@ def main() -> None:
     print(f"webdataset read, no decoding: {plain:8.1f} samples/s")
     print(f"loader:       {loader:8.1f} samples/s (decode, crop, shuffle, pad to uint8 batches)")
     print(f"ratio loader/raw: {loader / raw:.2f}x (goal >= 0.8x)")
+    for name, rate in stages.items():
+        fields = ", ".join(STAGES[name].fields or ("all",)) + (" + audio" if STAGES[name].audio else "")
+        print(f"  {name:15s} {rate:8.1f} samples/s  {rate / raw:.2f}x raw  ({fields})")
 
 
 if __name__ == "__main__":
