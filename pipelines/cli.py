@@ -128,12 +128,14 @@ def train(
 def evaluate(
     shards: str = typer.Option(..., "--shards", help="Shard root with a test split."),
     model: str = typer.Option("models:/imagintalk@challenger", "--model", help="Model URI."),
+    split: str = typer.Option("test", "--split", help="test (unseen speakers; tags the version for the gate) "
+                                                      "or val (to choose settings on; tags nothing)."),
     params: Path = ParamsOpt,
 ) -> None:
     """Evaluate a model on the unseen-speaker test split; log to MLflow; write an HTML report."""
     from pipelines.evaluate import evaluate_model
 
-    _run(evaluate_model, model, shards, params=_params(params))
+    _run(evaluate_model, model, shards, params=_params(params), split=split)
 
 
 @app.command()

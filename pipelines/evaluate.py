@@ -26,7 +26,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from imagintalk.config import Params, load_params
-from imagintalk.errors import ArtifactError, DataError
+from imagintalk.errors import ArtifactError, ConfigError, DataError
 from imagintalk.eval.catalog import ALIASES, tag_key
 
 EXPERIMENT = "imagintalk-evaluate"
@@ -74,13 +74,13 @@ def _resolve(model: str) -> str:
     return model
 
 
-def _test_metas(shards: str, params: Params) -> dict[str, dict]:
+def _split_metas(shards: str, params: Params, split: str = "test") -> dict[str, dict]:
     import webdataset as wds
 
     from imagintalk.data.loader import resolve_shards
     from imagintalk.shards.record import key_to_clip_id
 
-    urls = resolve_shards(shards, "test", params.storage)
+    urls = resolve_shards(shards, split, params.storage)
     ds = wds.WebDataset(urls, shardshuffle=False, empty_check=False).to_tuple("__key__", "meta.json")
     return {key_to_clip_id(k): json.loads(m) for k, m in ds}
 
@@ -112,9 +112,11 @@ def _train_emotion_judge(shards: str, params: Params):
 
 
 def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "", params: Params | None = None,
-                   report: Path | None = None, corpus: str | None = None) -> EvalResult:
+                   report: Path | None = None, corpus: str | None = None, split: str = "test") -> EvalResult:
     """``corpus`` names the floors the gate applies (tag ``eval.corpus``); default: the test clips'
-    corpus when they share one, else ``pipeline.corpus``."""
+    corpus when they share one, else ``pipeline.corpus``. ``split="val"`` scores the validation
+    speakers instead, to choose settings on (an MLflow run and a report; the model version's tags,
+    which the gate reads, only ever come from the test split)."""
     import mlflow
 
     from imagintalk.eval import intelligibility
@@ -136,19 +138,21 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     net = Speaker(uri, params).pyfunc.model
     c = tracking.client()
     name, version = _name_version(c, uri)
-    metas = _test_metas(shards, params)
+    if split not in ("test", "val"):
+        raise ConfigError("split", f"{split!r}: evaluate scores the test split (unseen speakers) or val")
+    metas = _split_metas(shards, params, split)
     emotion_judge = _train_emotion_judge(shards, params)
 
     variants = variants_for(ecfg)
     clips, rendered = [], {v: [] for v in variants}
     expression = ExpressionScore(net.expression)  # the face's emotion against the labels (judged, never fed)
-    for batch in tqdm(list(_clips(shards, "test", params, ecfg.max_clips)), desc="evaluate: generate", unit="batch"):
+    for batch in tqdm(list(_clips(shards, split, params, ecfg.max_clips)), desc="evaluate: generate", unit="batch"):
         clips += clips_from_batch(batch, metas)
         expression.add(batch)
         for v, outs in render_batch(net, batch, variants, ecfg).items():
             rendered[v] += outs
     if not clips:
-        raise DataError(shards, "no test split in the shards (the unseen-speaker protocol needs one)")
+        raise DataError(shards, f"no {split} split in the shards (the unseen-speaker protocol needs one)")
     refs = References(clips)
     rows = {v: score_variant(clips, rendered[v], refs, emotion_judge, asr.judge)
             for v in tqdm(variants, desc="evaluate: judge", unit="variant")}
@@ -172,7 +176,8 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     # start_run(run_id=...) of another experiment in this process (training, Dagster) fail
     exp_id = tracking.ensure_experiment(EXPERIMENT)
     with mlflow.start_run(experiment_id=exp_id, run_name=f"evaluate-{name}-v{version}") as run:
-        meta = {"model": uri, "version": str(version), "corpus": corpus, "data_version": data.content_hash,
+        meta = {"model": uri, "version": str(version), "corpus": corpus, "split": split,
+                "data_version": data.content_hash,
                 "shards": str(shards), "n_clips": str(len(clips)),
                 **{k: v for k, v in version_tags.items() if k.startswith(("stage.", "model.preset"))},
                 **tracking.git_info(), "mlflow.run_id": run.info.run_id,
@@ -184,7 +189,7 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
         mlflow.set_tags({"model_uri": uri, **meta, **{f"missing.{m}": why for m, why in missing.items()}})
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(out_dir), artifact_path="report")
-    if version is not None:
+    if version is not None and split == "test":
         tags = {f"{EVAL_PREFIX}{k}": f"{x:.6g}" for k, x in metrics.items()}
         tags.update({EVAL_DATA_TAG: data.content_hash, f"{EVAL_PREFIX}run_id": run.info.run_id,
                      f"{EVAL_PREFIX}shards": str(shards), CORPUS_TAG: corpus})

@@ -15,6 +15,7 @@ from train_support import register_untrained_stages, tiny_params, tracking_store
 from typer.testing import CliRunner
 
 from imagintalk.config import PromoteConfig
+from imagintalk.errors import ConfigError
 from imagintalk.models.config import model_config
 from imagintalk.registry import tracking
 from pipelines.evaluate import evaluate_model
@@ -57,6 +58,14 @@ def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(sha
         result = evaluate_model("models:/imagintalk@challenger", shard_root, params, report=root / "report")
         tags = c.get_model_version("imagintalk", version.version).tags
         run = c.get_run(result.run_id)
+        # settings are chosen on the validation speakers: a run and a report, never the gate's tags
+        val_params = params.model_copy(update={"eval": params.eval.model_copy(update={"ladder": [], "ablations": []})})
+        on_val = evaluate_model("models:/imagintalk@challenger", shard_root, val_params, split="val")
+        assert c.get_model_version("imagintalk", version.version).tags == tags
+        assert on_val.n_clips == 2 and list(on_val.rows) == ["full"]
+        assert c.get_run(on_val.run_id).data.tags["split"] == "val"
+        with pytest.raises(ConfigError, match="test split .unseen speakers. or val"):
+            evaluate_model("models:/imagintalk@challenger", shard_root, val_params, split="train")
         refused = promote_model("imagintalk", params=params.model_copy(update={"promote": floors}),
                                 decision_path=root / "promotion.json")
         decision = promote_model("imagintalk", params=params)
@@ -90,6 +99,8 @@ def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(sha
     saved = json.loads((report / "metrics.json").read_text())
     assert saved["metrics"]["full"]["wer"] == full["wer"] and saved["aliases"] == result.aliases
     assert saved["judge"] == pytest.approx(judge) and saved["meta"]["data_version"] == data.content_hash
+    # no lip-sync judge configured: LSE is listed as not computed, with how to get one
+    assert set(result.missing) == {"lse_c", "lse_d"} and "eval.sync_judge" in saved["missing"]["lse_c"]
     # the face's emotion is judged against the labels (expression model), never fed from them
     assert given and all(e is None for e in given)
     assert 0 <= saved["expression_acc"] <= 1
