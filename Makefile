@@ -31,7 +31,7 @@ setup: /usr/bin/espeak-ng $(VENV)/.installed
 demo: setup
 	$(PY) -m dagster_project.demo
 
-# the quality run (issue 12): synthtalk_large, 40 speakers x 24 clips, every stage, the oracle ladder
+# the quality run (issues 12, 13): synthtalk_large, 120 speakers x 8 clips, every stage, the oracle ladder
 quality: setup
 	$(PY) -m dagster_project.demo --corpus synthtalk_large
 
