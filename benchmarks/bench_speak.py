@@ -1,5 +1,5 @@
 """`imagintalk speak` real-time factor and peak memory (3-s and 30-s clips, CPU), and serving
-throughput / p95 latency at 1, 2 and 4 concurrent clients on loopback.
+throughput / p95 latency at 1, 2, 4 and 8 concurrent clients on loopback.
 
 Uses the champion in the working directory's MLflow (run `make demo` first), or ``--model URI``.
 RTF = wall seconds of the whole speak path (decode, face track, crops, generation, vocoder) per
@@ -100,7 +100,7 @@ def main() -> int:
     post(0)  # warm-up
     print("\nserving (3-s clip, POST /speak on loopback)")
     print(f"{'clients':>7} {'req/s':>7} {'p50 s':>7} {'p95 s':>7}")
-    for clients in (1, 2, 4):
+    for clients in (1, 2, 4, 8):
         t0 = time.perf_counter()
         with cf.ThreadPoolExecutor(clients) as pool:
             lat = sorted(pool.map(post, range(args.requests)))
