@@ -20,6 +20,7 @@ clip's video features so every variant of an evaluation pays only for its audio.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import cv2
@@ -38,6 +39,8 @@ CROP_SCALE = 0.4        # syncnet_python's --crop_scale
 BOX_SMOOTH = 13         # median filter (frames) over the face box, as syncnet_python's crop step
 PAD_VALUE = 110         # grey that fills beyond the frame's edge when the crop leaves it
 VSHIFT = 15             # lags searched (frames), as the Wav2Lip evaluation scripts
+
+log = logging.getLogger(__name__)
 
 
 def _bn_relu(cls: type[nn.Module], n: int) -> list[nn.Module]:
@@ -239,8 +242,6 @@ def lse_rows(choice: SyncChoice, clips, rendered, metas, params) -> tuple[dict[s
     """LSE-C and LSE-D of every variant (mean over the clips the judge could read), or why not.
     ``clips``: imagintalk/eval/ladder.py Clips; ``rendered``: variant → their Rendered outputs;
     ``metas``: clip key → the record's meta.json (its ``source.video_path`` is the video judged)."""
-    import logging
-
     from tqdm import tqdm
 
     from imagintalk.errors import ImaginTalkError
@@ -261,8 +262,7 @@ def lse_rows(choice: SyncChoice, clips, rendered, metas, params) -> tuple[dict[s
     if not features:
         return {}, f"the sync judge could read none of the {len(clips)} test clips' videos (first: {failed[0]})"
     if failed:
-        logging.getLogger(__name__).warning("sync judge: %d of %d clips left out, e.g. %s", len(failed),
-                                            len(clips), failed[0])
+        log.warning("sync judge: %d of %d clips left out, e.g. %s", len(failed), len(clips), failed[0])
     rows: dict[str, dict[str, float]] = {}
     for variant, outs in rendered.items():
         scores = []
