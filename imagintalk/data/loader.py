@@ -102,12 +102,10 @@ class CropLips:
             "emotion": label, "intensity": float(emotion.get("intensity") or 0.0),
             "emotion_frames": frames.astype(np.int64),
         }
-        if want("lips"):
-            out["lips"] = self._crop(sample)
-        for name in ("units", "codes", "mel", "identity", "speaker", "landmarks", "face"):
+        for name, member in LOADER_FIELDS.items():
             if want(name):
-                member = LOADER_FIELDS[name]
-                out[name] = decode_field(member, _member(sample, member), copy=False)
+                out[name] = (self._crop(sample) if name == "lips"
+                              else decode_field(member, _member(sample, member), copy=False))
         if self.audio:
             out["audio"] = decode_field("audio.flac", sample["audio.flac"])[0]
         return out
