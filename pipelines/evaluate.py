@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from imagintalk.config import Params, load_params
 from imagintalk.errors import ArtifactError, ConfigError, DataError
-from imagintalk.eval.catalog import ALIASES, tag_key
+from imagintalk.eval.catalog import ALIASES, SYNC_METRICS, tag_key
 
 EXPERIMENT = "imagintalk-evaluate"
 CORPUS_TAG = "eval.corpus"
@@ -160,7 +160,7 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     for v, extra in lse.items():
         rows[v].update(extra)
     transcripts = [clip.transcript for clip in clips]
-    missing = intelligibility.gaps(asr, transcripts) | ({m: no_lse for m in ("lse_c", "lse_d")} if no_lse else {})
+    missing = intelligibility.gaps(asr, transcripts) | (dict.fromkeys(SYNC_METRICS, no_lse) if no_lse else {})
     judge = speaker_sim_range(clips, refs)
     aliases = {a: v for a, v in ALIASES.items() if a in ecfg.ablations and v in rows}
     corpora = {m.get("corpus") for m in metas.values()} - {None}

@@ -23,6 +23,7 @@ class MetricInfo:
 
 ASR_JUDGE = "the ASR judge named by eval.asr (grid: pocketsphinx constrained by the GRID grammar)"
 ASR_METRICS: tuple[str, ...] = ("wer", "cer")   # what the ASR judge's transcripts are scored by
+SYNC_METRICS: tuple[str, ...] = ("lse_c", "lse_d")  # what the lip-sync judge (eval.sync_judge) gives
 METRICS: dict[str, MetricInfo] = {
     # the judge is eval.asr's (imagintalk/eval/intelligibility.py); the report names the one that ran
     "wer": MetricInfo("word error rate of the recognised words against the clip's transcript (both lower-cased, "
