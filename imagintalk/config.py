@@ -133,9 +133,17 @@ class TokenizerConfig(Section):
 
 
 class CodecConfig(Section):
-    """Residual k-means codec over 50 Hz log-mel frames."""
+    """The acoustic codec: the embedded residual k-means over 50 Hz log-mel frames (fitted by
+    ``fit_codec``; decodes to mel, then a vocoder), or a pretrained neural codec of the catalogue
+    named by ``component`` (e.g. ``dac-16khz``: its own codebooks, decoded straight to a waveform, so
+    no vocoder is trained; imagintalk/tokenizers/neural_codec.py)."""
 
+    # a pretrained component of kind ``codec`` (`imagintalk models list`); None: the k-means codec
+    component: str | None = None
+    # residual levels the tokens carry: the k-means codec's levels, or how many of a pretrained
+    # codec's codebooks are used (the first ones: residual VQ orders them coarse to fine)
     levels: int = Field(8, ge=1, le=12)
+    # the k-means codec's; a pretrained codec's codebook size comes from the codec itself
     codebook_size: int = Field(256, ge=2, le=32767)
     max_frames: int = 200_000
     report_frames: int = 20_000     # 50 Hz frames of the reconstruction report (val split)

@@ -8,7 +8,9 @@ version, the data audit's verdict (``audit.passed``) and a model card. The new v
 ``challenger`` alias: ``imagintalk evaluate`` scores it, ``imagintalk promote`` gates it.
 
 Consistency is checked, not assumed: the style-DiT must have been trained on the refiner that is
-pinned, and the codec's version must be the one in the shard index the stages trained on. The
+pinned, and the codec's version must be the one in the shard index the stages trained on. With a
+pretrained codec (``codec.component``) there is no vocoder stage to pin: the composite carries the
+codec's record and resolves its weights wherever it is loaded. The
 expression model is the one the style-DiT was trained with (it travels inside the registered
 style-DiT stage, frozen), pinned as ``stage.expression``; one trained on another emotion
 vocabulary is refused.
@@ -28,6 +30,7 @@ from mlflow import MlflowClient
 
 from imagintalk import storage
 from imagintalk.config import Params, load_params
+from imagintalk.models.codec_decoder import WaveformCodec
 from imagintalk.registry import tracking
 from imagintalk.registry.composite import CODEC_ARTIFACT, MODEL_ARTIFACT, PARAMS_ARTIFACT, ImaginTalkModel
 from imagintalk.registry.gate import AUDIT_TAG
@@ -48,6 +51,14 @@ COMPOSITE = "imagintalk"
 REGISTER_EXPERIMENT = "imagintalk-register"
 # The stages a composite is assembled from (the aligner and unit BERT live inside the refiner).
 PARTS = ("error_detector", "style_dit", "vocoder")
+
+
+def composite_parts(params: Params) -> tuple[str, ...]:
+    """``PARTS`` less the stages params skip (the vocoder, when a pretrained codec decodes to a
+    waveform: imagintalk.train.graph.skip_reason)."""
+    from imagintalk.train.graph import skip_reason
+
+    return tuple(s for s in PARTS if skip_reason(s, params) is None)
 
 
 @dataclass(frozen=True)
@@ -99,7 +110,7 @@ def register_composite(stage_versions: Mapping[str, str | int | RegisteredVersio
     dit_mv = resolve_version(c, model_name("style_dit"), pins.get("style_dit"))
     trained_on = (dit_mv.tags or {}).get("depends.error_detector", "")
     pins.setdefault("error_detector", _pin(trained_on) if trained_on else "latest")
-    versions = {s: resolve_version(c, model_name(s), pins.get(s)) for s in PARTS}
+    versions = {s: resolve_version(c, model_name(s), pins.get(s)) for s in composite_parts(params)}
     refiner_uri = f"models:/{model_name('error_detector')}/{versions['error_detector'].version}"
     if trained_on and trained_on != refiner_uri:
         raise RegistryError(refiner_uri, f"the style-DiT v{dit_mv.version} was trained on {trained_on}, not this")
@@ -111,9 +122,14 @@ def register_composite(stage_versions: Mapping[str, str | int | RegisteredVersio
 
     style = load_stage_model(f"models:/{model_name('style_dit')}/{versions['style_dit'].version}")
     refiner = load_stage_model(refiner_uri)
-    vocoder = load_stage_model(f"models:/{model_name('vocoder')}/{versions['vocoder'].version}").vocoder
+    vocoder = (load_stage_model(f"models:/{model_name('vocoder')}/{versions['vocoder'].version}").vocoder
+               if "vocoder" in versions else None)   # None: the codec decodes to a waveform itself
     cfg = _model_config(c, versions["style_dit"].run_id)
     codec = find_codec(shards, dit_tags.get("data.codec_version"), params, codec_path)
+    if (vocoder is None) != isinstance(codec, WaveformCodec):
+        raise RegistryError(shards, f"the shards' codec is {'the k-means' if vocoder is None else 'a pretrained'} "
+                                    f"one but codec.component is {params.codec.component}: register with the "
+                                    "params the shards were made with")
     model = ImaginTalk(cfg, codec, refiner=refiner, face_style=style.face_style, dit=style.dit, vocoder=vocoder,
                        expression=getattr(style, "expression", None))
     if export_dir is not None:
@@ -173,8 +189,9 @@ def register_from_stage_files(models_dir: str | Path, shards: str, audit_report:
     """The pipeline's register step: read ``{models_dir}/{stage}.json`` (written by ``imagintalk
     train``), register the composite, write ``{models_dir}/imagintalk.json``."""
     models_dir = Path(models_dir)
+    params = params or load_params()
     pins: dict[str, str] = {}
-    for stage in PARTS:
+    for stage in composite_parts(params):
         path = models_dir / f"{stage}.json"
         if not path.is_file():
             raise RegistryError(path, f"no record of a trained {stage} (run `imagintalk train {stage}`)")

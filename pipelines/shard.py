@@ -76,7 +76,10 @@ class ShardSummary:
 
 
 def params_hash(params: Params) -> str:
-    return sha256_json({s: getattr(params, s).model_dump(mode="json") for s in SHARD_PARAM_SECTIONS})
+    sections = {s: getattr(params, s).model_dump(mode="json") for s in SHARD_PARAM_SECTIONS}
+    if params.codec.component is None:  # added after shards existed: unset, their hash (and reruns) hold
+        del sections["codec"]["component"]
+    return sha256_json(sections)
 
 
 def shard_manifest(manifest: Path, out: str, workers: int | None = None, params: Params | None = None,

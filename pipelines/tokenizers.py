@@ -97,8 +97,12 @@ class CodecSummary:
     recon_mse: dict[int, float]
     report_split: str
     skipped: tuple[str, ...] = ()
+    component: str | None = None    # a pretrained codec, recorded instead of fitted
 
     def summary_line(self) -> str:
+        if self.component is not None:
+            return (f"codec: pretrained {self.component}, {self.levels} codebooks x {self.codebook_size} "
+                    f"(nothing fitted; decodes to waveform, no vocoder) -> {self.path} version {self.version[:12]}")
         per_level = " ".join(f"L{n}={v:.3f}" for n, v in self.recon_mse.items())
         return (f"codec: {self.levels}x{self.codebook_size} over {self.n_frames} frames of {self.n_clips} "
                 f"train clips ({len(self.skipped)} skipped); {self.report_split} log-mel mse {per_level} "
@@ -118,9 +122,20 @@ def fit_unit_tokenizer(manifest: Path, out: Path, params: Params | None = None) 
 
 def fit_codec(manifest: Path, out: Path, params: Params | None = None) -> CodecSummary:
     """Fit the residual k-means codec on the train split; write ``out/codec.npz`` and report the
-    log-mel error per number of levels on the val split (train when there is none)."""
+    log-mel error per number of levels on the val split (train when there is none).
+
+    With ``codec.component`` naming a pretrained codec, nothing is fitted: the same artifact
+    records the choice (component, weight sha256, levels), resolved from the pretrained cache or
+    the storage root, so the shard step and everything after it find the codec where they always do."""
     params = params or load_params()
     cfg = params.codec
+    if cfg.component is not None:
+        from imagintalk.tokenizers.neural_codec import NeuralCodec
+
+        neural = NeuralCodec.create(params)
+        path = neural.save(Path(out) / CODEC_FILE)
+        return CodecSummary(path, neural.levels, neural.codebook_size, 0, 0, neural.version, {}, "none",
+                            component=cfg.component)
     reader = _Reader(_train_rows(Path(manifest), cfg.seed), params, cfg.max_frames, "codec")
     codec = ResidualCodec.fit((log_mel(a, params.audio) for a in reader), cfg)
     path = codec.save(Path(out) / CODEC_FILE)

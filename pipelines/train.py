@@ -19,7 +19,7 @@ from imagintalk.errors import ConfigError
 from imagintalk.models.config import ModelConfig
 from imagintalk.registry.versions import RegisteredVersion
 from imagintalk.settings import given_setting
-from imagintalk.train.graph import ORDER
+from imagintalk.train.graph import ORDER, skip_reason
 from imagintalk.train.runner import train_and_register
 
 # Metrics shown in the summary line, by preference.
@@ -29,10 +29,13 @@ _SUMMARY_METRICS = ("loss", "val_loss")
 @dataclass(frozen=True)
 class TrainSummary:
     stage: str
-    version: RegisteredVersion
+    version: RegisteredVersion | None   # None: skipped
     wall_s: float
+    skipped: str | None = None          # why the stage was not trained (imagintalk.train.graph.skip_reason)
 
     def summary_line(self) -> str:
+        if self.version is None:
+            return f"skipped {self.stage}: {self.skipped}"
         m = self.version.metrics
         shown = ", ".join(f"{k} {m[k]:.4g}" for k in _SUMMARY_METRICS if k in m)
         steps = int(m.get("train_steps", 0))
@@ -98,14 +101,29 @@ def write_version_file(version: RegisteredVersion, out: str | Path) -> Path:
     return path
 
 
+def write_skip_file(stage: str, reason: str, out: str | Path) -> Path:
+    """The record of a stage params do not train (DVC's output of its step; register reads it)."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"stage": stage, "skipped": reason}, indent=1, sort_keys=True) + "\n")
+    return path
+
+
 def train_stage(stage: str, shards: str, config: str | ModelConfig = "tiny", params: Params | None = None,
                 storage: str | None = None, out: str | Path | None = None) -> TrainSummary:
     """Train and register one stage by name; the CLI's ``imagintalk train STAGE``. With ``out``,
-    also write the registered version as JSON there (the pipeline's record of this stage)."""
+    also write the registered version as JSON there (the pipeline's record of this stage). A stage
+    params make unnecessary (the vocoder beside a pretrained codec) is not trained: its record says
+    why, so the pipeline's one static graph runs under either codec."""
     fn = TRAINERS.get(stage)
     if fn is None:
         raise ConfigError(stage, f"unknown training stage (choose from {', '.join(ORDER)})")
     params = params or load_params()
+    reason = skip_reason(stage, params)
+    if reason is not None:
+        if out is not None:
+            write_skip_file(stage, reason, out)
+        return TrainSummary(stage=stage, version=None, wall_s=0.0, skipped=reason)
     started = time.time()
     # an explicit root, else the deployment's (IMAGINTALK_STORAGE_ROOT), else params.storage.root
     version = fn(shards, config, storage or given_setting("storage_root") or params.storage.root, params)

@@ -1,4 +1,5 @@
-"""Codec decoding: acoustic tokens (L levels × 50 Hz) → log-mel (80 × 100 Hz).
+"""Codec decoding: acoustic tokens (L levels × 50 Hz) → log-mel (80 × 100 Hz), or straight to a
+waveform for a pretrained neural codec (``WaveformCodec``).
 
 The data side's codec (``imagintalk.tokenizers.codec.ResidualCodec``) is fitted with the shards;
 the model only needs its ``decode``, so any object with that method plugs in (``CodecDecoder``).
@@ -23,6 +24,16 @@ from imagintalk.models.config import VocabConfig
 class CodecDecoder(Protocol):
     def decode(self, codes: Any) -> Any:
         """codes int (L, 2T) → log-mel float (n_mels, 4T) (numpy array or tensor)."""
+        ...
+
+
+@runtime_checkable
+class WaveformCodec(Protocol):
+    """A codec that decodes its tokens straight to a waveform (a pretrained neural codec,
+    imagintalk/tokenizers/neural_codec.py): no mel, no vocoder after it."""
+
+    def decode_waveform(self, codes: Tensor, token_lengths: Tensor, sample_rate: int) -> tuple[Tensor, Tensor]:
+        """codes B×L×N (valid up to token_lengths) → (waveforms B×S at sample_rate, lengths B)."""
         ...
 
 

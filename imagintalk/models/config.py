@@ -263,10 +263,17 @@ _PRESETS = {"tiny": _preset_tiny, "base": _preset_base, "paper": _preset_paper}
 
 
 def vocab_from_params(params: Params) -> VocabConfig:
-    """The token vocabularies and audio framing the shards were made with."""
+    """The token vocabularies and audio framing the shards were made with. The codec's levels and
+    codebook size are the k-means codec's params, or a pretrained codec's own (``codec.component``:
+    its catalogue entry's codebook size, ``codec.levels`` of its codebooks)."""
     a, m = params.audio, params.media
+    levels, codebook_size = params.codec.levels, params.codec.codebook_size
+    if params.codec.component is not None:
+        from imagintalk.tokenizers.neural_codec import codec_vocabulary
+
+        levels, codebook_size = codec_vocabulary(params)
     return VocabConfig(
-        num_units=params.tokenizer.k, codec_levels=params.codec.levels, codebook_size=params.codec.codebook_size,
+        num_units=params.tokenizer.k, codec_levels=levels, codebook_size=codebook_size,
         fps=m.fps, sample_rate=m.sample_rate, n_mels=a.n_mels, n_fft=a.n_fft, win_length=a.win_length,
         hop_length=a.hop_length, f_min=a.f_min, f_max=a.f_max, mel_power=a.power, log_floor=a.log_floor,
         lip_size=params.loader.crop,

@@ -3,12 +3,15 @@
 lips → lip aligner → error detector + lip-conditioned unit BERT (refined units, c_lip)
 face landmarks → expression model → per-frame emotion probabilities (or a caller's override)
 face, identity, emotion → face-style adapter (c_id, c_emo)
-(c_lip, c_id, c_emo) → style-DiT sampler → codec tokens → codec decoder → log-mel → vocoder.
+(c_lip, c_id, c_emo) → style-DiT sampler → codec tokens → codec decoder → log-mel → vocoder,
+or, with a pretrained neural codec (``WaveformCodec``), codec tokens → its decoder → waveform
+(no vocoder; the output's mel is then the waveform's log-mel, for callers that read one).
 
 Batched, on CPU or GPU, deterministic for a seed (each clip of a batch draws from its own
 generator seeded with the call's seed, over its own tokens, so a clip's speech does not depend on
 its batch-mates; the network runs in eval mode). ``save(dir)`` writes the config as JSON and one state dict per part
-(plus the codec), ``load(dir)`` rebuilds it exactly.
+(plus the codec: a pretrained codec as the record that names its weights, resolved again from the
+pretrained cache or the storage root on load), ``load(dir)`` rebuilds it exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from torch import Tensor, nn
 from imagintalk.emotions import EMOTIONS
 from imagintalk.errors import ConfigError
 from imagintalk.models.batch import Batch, frame_mask
-from imagintalk.models.codec_decoder import CodecDecoder, ResidualCodebookDecoder, decode_batch
+from imagintalk.models.codec_decoder import CodecDecoder, ResidualCodebookDecoder, WaveformCodec, decode_batch
 from imagintalk.models.config import ModelConfig
 from imagintalk.models.error_detector import ErrorDetector, LipRefiner
 from imagintalk.models.expression import ExpressionModel
@@ -33,7 +36,7 @@ from imagintalk.models.face_style import FaceStyleAdapter
 from imagintalk.models.lip_aligner import LipAligner
 from imagintalk.models.style_dit import CONDITIONS, StyleDiT
 from imagintalk.models.unit_bert import UnitBert
-from imagintalk.models.vocoder import build_vocoder
+from imagintalk.models.vocoder import LogMel, build_vocoder
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "imagintalk.json"
@@ -52,17 +55,19 @@ class GenerateOutput:
 
 
 class ImaginTalk(nn.Module):
-    def __init__(self, cfg: ModelConfig, codec: CodecDecoder, refiner: LipRefiner | None = None,
+    def __init__(self, cfg: ModelConfig, codec: CodecDecoder | WaveformCodec, refiner: LipRefiner | None = None,
                  face_style: FaceStyleAdapter | None = None, dit: StyleDiT | None = None,
                  vocoder: nn.Module | None = None, expression: ExpressionModel | None = None):
         super().__init__()
-        if not isinstance(codec, CodecDecoder):
-            raise TypeError(f"codec {type(codec).__name__} has no decode(codes) method")
+        waveform = isinstance(codec, WaveformCodec)
+        if not waveform and not isinstance(codec, CodecDecoder):
+            raise TypeError(f"codec {type(codec).__name__} has no decode(codes) or decode_waveform method")
         self.cfg = cfg
         self.refiner = refiner or LipRefiner(cfg)
         self.face_style = face_style or FaceStyleAdapter(cfg)
         self.dit = dit or StyleDiT(cfg, self.refiner.bert.dim)
-        self.vocoder = vocoder or build_vocoder(cfg)
+        # a codec that decodes to a waveform needs no vocoder (none is trained for it)
+        self.vocoder = None if waveform else (vocoder or build_vocoder(cfg))
         self.codec = codec  # registered as a submodule when it is one (moves with .to(device))
         # reads the emotion from the face; None (a model saved before the expression stage): the
         # emotion is unknown unless the caller gives one
@@ -142,6 +147,11 @@ class ImaginTalk(nn.Module):
         per_token = v.mels_per_frame // v.units_per_frame
         codes, token_lengths = torch.as_tensor(codes, device=self.device), torch.as_tensor(token_lengths,
                                                                                            device=self.device)
+        if self.vocoder is None:  # a pretrained codec: its decoder makes the waveform
+            wave, lengths = self.codec.decode_waveform(codes, token_lengths, v.sample_rate)
+            mel = LogMel(v).to(wave.device)(wave)[:, :, : codes.shape[2] * per_token]
+            valid = torch.arange(mel.shape[2], device=mel.device)[None] < (token_lengths * per_token)[:, None]
+            return wave.float(), lengths, mel * valid[:, None, :]
         mel = decode_batch(self.codec, codes, token_lengths, v.n_mels, per_token)
         wave, lengths = self.vocoder(mel, token_lengths * per_token)
         return wave.float(), lengths, mel
@@ -176,7 +186,7 @@ class ImaginTalk(nn.Module):
     def _parts(self) -> dict[str, nn.Module]:
         parts = {"lip_aligner": self.refiner.aligner, "unit_bert": self.refiner.bert,
                  "error_detector": self.refiner.detector, "face_style": self.face_style, "style_dit": self.dit}
-        if self.cfg.vocoder.kind == "neural":
+        if self.vocoder is not None and self.cfg.vocoder.kind == "neural":
             parts["vocoder"] = self.vocoder
         if self.expression is not None:
             parts["expression"] = self.expression

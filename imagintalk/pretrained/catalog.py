@@ -11,6 +11,10 @@ Hashes: where the upstream publishes one, or several independent records agree o
 written here. Where we could not find it (torchaudio's HuBERT/wav2vec 2.0 exports), ``sha256`` is
 None: the first ``pull`` records the hash it saw and every later copy is verified against that
 record (trust on first use), see imagintalk/pretrained/cache.py.
+
+An entry's ``config`` is its architecture's keyword arguments: for a codec, what a stage needs to
+know of its tokens before any weights are read (``dac-16khz``: 12 codebooks × 1024 at 16 kHz with a
+320-sample hop, i.e. 50 Hz; the weight file's own metadata must agree when it is loaded).
 """
 
 from __future__ import annotations
@@ -73,6 +77,19 @@ BUILTIN: dict[str, Component] = {c.name: c for c in (
     _entry("encodec-24khz", "codec", "https://dl.fbaipublicfiles.com/encodec/v0/encodec_24khz-d7cc33bc.th",
            "encodec.EncodecModel.encodec_model_24khz", "MIT",
            sha256="d7cc33bcf1aad7f2dad9836f36431530744abeace3ca033005e3290ed4fa47bf", size=93_171_529),
+    # descript-audio-codec's 16 kHz release (0.0.5; its conf/final/16khz.yml): hop 2·4·5·8 = 320
+    # samples, so 50 codes/s, exactly our token rate (2 per 25 fps video frame), 12 codebooks of
+    # 1024 (codebook_dim 8, L2-normalised lookup). `codec.component: dac-16khz` tokenises the shards
+    # with it and decodes straight to a waveform (no vocoder stage). The architecture is
+    # re-implemented in-tree in upstream's module layout (imagintalk/models/dac.py): the package's
+    # descript-audiotools pins protobuf 3.19, below what Dagster needs. No published hash: trust on
+    # first use.
+    _entry("dac-16khz", "codec",
+           "https://github.com/descriptinc/descript-audio-codec/releases/download/0.0.5/weights_16khz.pth",
+           "imagintalk.models.dac.DAC (descript-audio-codec layout)", "MIT",
+           config={"encoder_dim": 64, "encoder_rates": [2, 4, 5, 8], "latent_dim": None, "decoder_dim": 1536,
+                   "decoder_rates": [8, 5, 4, 2], "n_codebooks": 12, "codebook_size": 1024, "codebook_dim": 8,
+                   "quantizer_dropout": 0.5, "sample_rate": 16000}),
     _entry("resemblyzer-ge2e", "speaker_encoder",
            "https://github.com/resemble-ai/Resemblyzer/raw/master/resemblyzer/pretrained.pt",
            "resemblyzer.VoiceEncoder", "Apache-2.0",

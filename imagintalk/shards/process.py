@@ -1,7 +1,8 @@
 """One clip → one encoded WebDataset sample (or a quarantine reason): the unit of parallel work.
 
 :class:`ClipProcessor` is what a Ray Data actor (or the in-process loop) holds: it loads the unit
-tokenizer, the codec and the speaker encoder once, then for each manifest row runs the per-clip
+tokenizer, the codec (k-means, or a pretrained one whose weights it resolves from its cache or the
+storage root) and the speaker encoder once, then for each manifest row runs the per-clip
 preprocessing (face track, lip ROI, identity, audio features), tokenizes, embeds the speaker, and
 encodes the record to bytes in the worker, so JPEG/FLAC encoding is parallel too and the driver
 only writes tars.
@@ -106,7 +107,7 @@ class ClipProcessor:
 
     def __init__(self, params: Params, tokenizer_blobs: dict[str, bytes]):
         from imagintalk.features.speaker import speaker_encoder
-        from imagintalk.tokenizers.codec import ResidualCodec
+        from imagintalk.tokenizers.locate import load_codec
         from imagintalk.tokenizers.units import UnitTokenizer
 
         self.params = params
@@ -115,7 +116,8 @@ class ClipProcessor:
             for name, data in tokenizer_blobs.items():
                 (Path(tmp) / name).write_bytes(data)
             self.units = UnitTokenizer.load(Path(tmp) / UNIT_TOKENIZER_FILE, params=params)
-            self.codec = ResidualCodec.load(Path(tmp) / CODEC_FILE)
+            # a pretrained codec resolves its weights here, on the worker (cache or storage root)
+            self.codec = load_codec(Path(tmp) / CODEC_FILE, params)
 
     @property
     def versions(self) -> dict[str, str]:
@@ -140,7 +142,7 @@ class ClipProcessor:
         feats = preprocess_clip(row, self.params)
         speaker = speaker_embedding(feats.audio, self.params.media.sample_rate)
         units = self.units.encode(feats.audio)
-        codes = self.codec.encode(feats.mel)
+        codes = self.codec.encode_clip(feats.audio, feats.mel, self.params.media.sample_rate)
         n_frames = int(feats.lips.shape[0])
         duration_s = n_frames / float(feats.fps)
         meta = {

@@ -22,8 +22,9 @@ from imagintalk.errors import ArtifactError
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # Metadata that says where things are on this machine, not what the artifact is: kept out of the
-# version so the same fit on two machines has the same version.
-UNHASHED_KEYS = frozenset({"version", "checkpoint_path", "checkpoint_name"})
+# version so the same fit on two machines has the same version (a pretrained codec's
+# ``weights_source`` says where its weights are fetched from; their sha256 is what is hashed).
+UNHASHED_KEYS = frozenset({"version", "checkpoint_path", "checkpoint_name", "weights_source"})
 
 
 def content_version(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:

@@ -91,6 +91,11 @@ class ResidualCodec:
             x = x - book[idx]
         return codes
 
+    def encode_clip(self, audio: np.ndarray, mel: np.ndarray, sample_rate: int) -> np.ndarray:
+        """The shard step's call, shared with the pretrained codec (which reads the waveform): this
+        codec quantises the clip's log-mel."""
+        return self.encode(mel)
+
     def decode(self, codes: np.ndarray, n_levels: int | None = None) -> np.ndarray:
         """float32 (n_mels, 4T) log-mel from (L', 2T) codes, using the first ``n_levels`` levels."""
         codes = np.asarray(codes)

@@ -2,13 +2,15 @@
 
 The register stage (the composite carries the codec) and the vocoder's training stage (it learns
 on the codec decoder's output, what it receives at inference) both need the codec the shards were
-tokenised with; this is the one place that finds it.
+tokenised with; this is the one place that finds it, and :func:`load_codec` the one place that
+tells the k-means codec from a pretrained one (imagintalk/tokenizers/neural_codec.py).
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imagintalk import storage
 from imagintalk.config import Params
@@ -16,6 +18,19 @@ from imagintalk.conventions import SHARD_TOKENIZER_DIR
 from imagintalk.errors import ArtifactError
 from imagintalk.tokenizers import CODEC_FILE
 from imagintalk.tokenizers.codec import ResidualCodec
+
+if TYPE_CHECKING:
+    from imagintalk.tokenizers.neural_codec import NeuralCodec
+
+
+def load_codec(path: str | Path, params: Params | None = None) -> ResidualCodec | NeuralCodec:
+    """A codec artifact of either kind: the fitted k-means codec, or the record of a pretrained
+    codec (its weights resolved through ``params``' pretrained cache / storage root)."""
+    from imagintalk.tokenizers.neural_codec import KIND, NeuralCodec, artifact_kind
+
+    if artifact_kind(path) == KIND:
+        return NeuralCodec.load(path, params)
+    return ResidualCodec.load(path)
 
 
 class CodecNotFound(ArtifactError):
@@ -29,7 +44,7 @@ def codec_url(shards: str) -> str:
 
 
 def find_codec(shards: str, expected_version: str | None, params: Params,
-               explicit: str | None = None) -> ResidualCodec:
+               explicit: str | None = None) -> ResidualCodec | NeuralCodec:
     """The codec the shards were tokenised with (or ``explicit``), checked by version against the
     shard index."""
     url = explicit or codec_url(shards)
@@ -40,7 +55,7 @@ def find_codec(shards: str, expected_version: str | None, params: Params,
         local = Path(tempfile.mkdtemp(prefix="imagintalk-codec-")) / CODEC_FILE
         for suffix in (".npz", ".json"):
             local.with_suffix(suffix).write_bytes(storage.read_bytes(url.removesuffix(".npz") + suffix, params.storage))
-    codec = ResidualCodec.load(local)
+    codec = load_codec(local, params)
     if expected_version and codec.version != expected_version:
         raise CodecNotFound(url, f"codec version {codec.version[:12]} is not the shards' {expected_version[:12]}")
     return codec

@@ -6,9 +6,11 @@ stage that supplies it: the error detector starts from the trained lip aligner (
 BERT; the style-DiT uses the trained refiner (``imagintalk-error_detector``: aligner + BERT +
 detector) and the facial-expression model (its per-frame probabilities are c_emo's input), both
 frozen. ``codec``: the stage learns on the shards' codec decoder (the vocoder learns on
-decoded tokens, what it receives at inference). The pipeline's training stages and their DVC/Dagster dependencies
-(pipelines/registry.py), the training order, the CLI's choices and the k8s job waves (checked by
-tests) all derive from this table; nothing else lists them.
+decoded tokens, what it receives at inference); with a pretrained codec (``codec.component``)
+the vocoder has nothing to do and is skipped (``skip_reason``, ``active_stages``). The pipeline's
+training stages and their DVC/Dagster dependencies (pipelines/registry.py), the training order,
+the CLI's choices and the k8s job waves (checked by tests) all derive from this table; nothing
+else lists them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class StageSpec:
     speakers: Literal["all", "fit", "held_out"] = "all"
     # the record fields its model reads (LoaderConfig.fields): the loader decodes nothing else
     fields: tuple[str, ...] | None = None
+    # only a mel codec needs it: a pretrained codec (``codec.component``) decodes its own tokens
+    # to a waveform, so the stage is skipped (see ``skip_reason``)
+    mel_codec_only: bool = False
 
     def loader_config(self, params: Params, train: bool = True,
                       train_speakers: Sequence[str] | None = None) -> LoaderConfig:
@@ -61,7 +66,7 @@ def holdout_split(speakers: Sequence[str], fraction: float) -> tuple[list[str], 
 
 STAGES: dict[str, StageSpec] = {
     "expression": StageSpec("expression", fields=("landmarks",)),
-    "vocoder": StageSpec("vocoder", audio=True, codec=True, fields=("mel", "codes")),
+    "vocoder": StageSpec("vocoder", audio=True, codec=True, fields=("mel", "codes"), mel_codec_only=True),
     "unit_bert": StageSpec("unit_bert", fields=("units",)),
     "lip_aligner": StageSpec("lip_aligner", speakers="fit", fields=("lips", "units")),
     "error_detector": StageSpec("error_detector", needs={"lip_aligner": "lip_aligner", "unit_bert": "unit_bert"},
@@ -89,3 +94,18 @@ def _order() -> tuple[str, ...]:
 
 
 ORDER: tuple[str, ...] = _order()
+
+
+def skip_reason(stage: str, params: Params) -> str | None:
+    """Why ``stage`` is not trained under ``params`` (None: it is). The pipeline's graph stays one
+    static table (DVC, Dagster and the CLI list every stage); a skipped stage's step records the
+    reason instead of training, and the composite is assembled without it."""
+    if STAGES[stage].mel_codec_only and params.codec.component is not None:
+        return (f"codec.component {params.codec.component} decodes its tokens straight to a waveform; "
+                f"the {stage} stage is only for the k-means (mel) codec")
+    return None
+
+
+def active_stages(params: Params) -> tuple[str, ...]:
+    """The stages ``params`` train, in training order (``ORDER`` less the skipped ones)."""
+    return tuple(s for s in ORDER if skip_reason(s, params) is None)

@@ -35,6 +35,7 @@ from imagintalk.registry.stage_models import load_stage_model, register_stage_ve
 from imagintalk.registry.versions import RegisteredVersion
 from imagintalk.settings import get_settings
 from imagintalk.train.checkpoint import load_model_state, read_state
+from imagintalk.train.graph import skip_reason
 from imagintalk.train.loop import LoopConfig, train_loop_per_worker
 from imagintalk.train.placement import ensure_ray, storage_target, worker_env, worker_layout
 from imagintalk.train.plan import JobPlan, check_resumable, plan_job
@@ -125,6 +126,9 @@ def train_and_register(stage: str, shards: str, config: str, storage_root: str |
     spec = STAGES.get(stage)
     if spec is None:
         raise ConfigError(stage, f"unknown training stage (choose from {', '.join(STAGES)})")
+    reason = skip_reason(stage, params)
+    if reason is not None:  # pipelines.train.train_stage records the skip instead of calling this
+        raise ConfigError(stage, f"not trained under these params: {reason}")
     cfg = model_config(config, params)
     model_cfg = cfg.model_dump(mode="json")
     uri = tracking.configure()
