@@ -35,6 +35,9 @@ from imagintalk.tokenizers.neural_codec import NeuralCodec, codec_choice
 from imagintalk.train.graph import ORDER, active_stages
 from pipelines.cli import app
 
+# one torch thread: on a shared 2-core machine, two threads per conv only fight over the cores
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 NAME = "dac-tiny"
 FILE = "dac_tiny.pth"
 # descript-audio-codec's 16 kHz kwargs with narrow encoder/decoder (upstream's kwargs allow it)
@@ -211,7 +214,6 @@ def test_cli_pulls_the_builtin_dac_16khz_from_a_local_file(weights, tmp_path):
 def test_the_composite_decodes_codec_tokens_straight_to_a_waveform_and_reloads(weights, tmp_path, monkeypatch):
     params = _params(tmp_path)
     pull(NAME, source=weights, params=params)
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))   # ImaginTalk.load resolves with params.yaml's settings
     cfg = model_config("tiny", params)
     torch.manual_seed(0)
     model = ImaginTalk(cfg, NeuralCodec.create(params))
@@ -223,9 +225,13 @@ def test_the_composite_decodes_codec_tokens_straight_to_a_waveform_and_reloads(w
     assert out.mel.shape == (2, cfg.vocab.n_mels, 40) and not out.mel[1, :, 24:].any()
     model.save(tmp_path / "m")
     assert not (tmp_path / "m" / "vocoder.pt").exists()
-    loaded = ImaginTalk.load(tmp_path / "m")
+    loaded = ImaginTalk.load(tmp_path / "m", params=params)   # the composite passes its registering params
     assert isinstance(loaded.codec, NeuralCodec) and loaded.vocoder is None
     assert torch.equal(loaded.generate_batch(batch, steps=2, seed=0).waveforms, out.waveforms)
+    # without params: params.yaml's, whose catalogue lacks dac-tiny (the record names it) and whose cache
+    # is the deployment's ($IMAGINTALK_PRETRAINED_CACHE)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    assert ImaginTalk.load(tmp_path / "m").codec.version == loaded.codec.version
 
 
 @pytest.fixture(scope="module")
@@ -275,3 +281,32 @@ def test_shards_carry_the_pretrained_codecs_codes_and_the_vocoder_is_skipped(dac
     assert json.loads((tmp_path / "vocoder.json").read_text())["skipped"].startswith("codec.component dac-tiny")
     assert composite_parts(params) == ("error_detector", "style_dit")
     assert composite_parts(Params()) == ("error_detector", "style_dit", "vocoder")
+
+
+def test_a_composite_registered_without_a_vocoder_speaks_a_video_through_the_dac(dac_shards, tmp_path):
+    """register → pyfunc → `speak`, on the DAC shards, with stages registered untrained as the runner
+    registers them (Ray training of five stages does not fit a unit test; test_train.py covers it)."""
+    import soundfile as sf
+    from train_support import register_untrained, tracking_store
+
+    from imagintalk.registry import tracking
+    from pipelines.register import register_composite
+    from pipelines.speak import speak_video
+
+    params, _, shards, _ = dac_shards
+    cfg = model_config("tiny", params)
+    with tracking_store(tmp_path) as uri:
+        c = tracking.client(uri)
+        data = tracking.read_data_version(str(shards))
+        uris = {s: register_untrained(c, s, cfg, data, {}) for s in ("expression", "unit_bert", "lip_aligner")}
+        uris["error_detector"] = register_untrained(c, "error_detector", cfg, data, {
+            "lip_aligner": uris["lip_aligner"], "unit_bert": uris["unit_bert"]})
+        uris["style_dit"] = register_untrained(c, "style_dit", cfg, data, {
+            "error_detector": uris["error_detector"], "expression": uris["expression"]})
+        version = register_composite({"style_dit": uris["style_dit"]}, params, shards=str(shards))
+        assert "stage.vocoder" not in version.tags and version.tags["stage.style_dit"] == uris["style_dit"]
+        video = shards.parent / "talking" / "raw" / "astro" / "c0.mp4"
+        done = speak_video(video, tmp_path / "c0.wav", model="models:/imagintalk@challenger", params=params)
+    wave, rate = sf.read(tmp_path / "c0.wav")
+    assert rate == 16000 and wave.shape == (25 * 640,) and np.isfinite(wave).all() and np.abs(wave).max() > 0
+    assert "c0.wav" in done.summary_line()

@@ -17,6 +17,7 @@ pretrained cache or the storage root on load), ``load(dir)`` rebuilds it exactly
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from imagintalk.config import Params
 from imagintalk.emotions import EMOTIONS
 from imagintalk.errors import ConfigError
 from imagintalk.models.batch import Batch, frame_mask
@@ -216,7 +218,10 @@ class ImaginTalk(nn.Module):
         return out
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> ImaginTalk:
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu",
+             params: Params | None = None) -> ImaginTalk:
+        """``params``: where a pretrained codec's weights are resolved
+        (its cache, storage root and catalogue; default params.yaml's)."""
         src = Path(directory)
         meta_path = src / CONFIG_FILE
         if not meta_path.is_file():
@@ -227,7 +232,7 @@ class ImaginTalk(nn.Module):
         cfg = ModelConfig.model_validate(meta["model"])
         # Weights come from the state dicts; do not reach for the original front-end checkpoint.
         build_cfg = cfg.with_updates(lip_aligner={"pretrained_frontend": None})
-        codec = _load_codec(src, meta["codec"])
+        codec = _load_codec(src, meta["codec"], params)
         aligner, bert = LipAligner(build_cfg), UnitBert(build_cfg)
         refiner = LipRefiner(build_cfg, aligner, bert, ErrorDetector(build_cfg, aligner.feature_dim, bert.dim))
         expression = (ExpressionModel(build_cfg, meta.get("emotions", EMOTIONS))
@@ -248,7 +253,7 @@ def _with_emotion(out: GenerateOutput, probs: Tensor | None, flags: Tensor | Non
     return out
 
 
-def _load_codec(src: Path, spec: dict) -> CodecDecoder:
+def _load_codec(src: Path, spec: dict, params: Params | None = None) -> CodecDecoder | WaveformCodec:
     path = src / spec["file"]
     if spec["kind"] == "codebook":
         return ResidualCodebookDecoder(torch.load(path, map_location="cpu", weights_only=True),
@@ -260,6 +265,8 @@ def _load_codec(src: Path, spec: dict) -> CodecDecoder:
             obj = getattr(obj, attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(path, f"codec class {spec['class']} not importable") from exc
+    if "params" in inspect.signature(obj.load).parameters:  # a pretrained codec resolves its weights
+        return obj.load(path, params=params)
     return obj.load(path)
 
 

@@ -94,7 +94,8 @@ class ImaginTalkModel(mlflow.pyfunc.PythonModel):
         self.params = Params.model_validate_json(Path(context.artifacts[PARAMS_ARTIFACT]).read_text())
         self.settings = dict(context.model_config or {})
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = ImaginTalk.load(context.artifacts[MODEL_ARTIFACT], device=device)
+        # the registering run's params: where a pretrained codec's weights resolve (cache, storage root)
+        self.model = ImaginTalk.load(context.artifacts[MODEL_ARTIFACT], device=device, params=self.params)
 
     def generate(self, inputs: VideoInputs, emotion: int | None = None,
                  overrides: Mapping[str, Any] | None = None) -> np.ndarray:
