@@ -1,5 +1,6 @@
 """Discrete speech tokens: semantic units (k-means over 50 Hz features) and acoustic codes
-(residual k-means over 50 Hz log-mel). Both are versioned artifacts: ``<name>.npz`` + ``<name>.json``.
+(residual k-means over 50 Hz log-mel, or a pretrained neural codec's: ``neural_codec``). All are
+versioned artifacts: ``<name>.npz`` + ``<name>.json`` (a pretrained codec's records which weights).
 """
 
 from imagintalk.conventions import CODEC_FILE, UNIT_TOKENIZER_FILE
