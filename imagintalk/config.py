@@ -201,6 +201,9 @@ class TrainConfig(Section):
     ray_num_cpus: int | None = None  # local Ray only (ray.init(num_cpus=...)); None = all cores
     max_steps: int = 200
     stage_steps: dict[str, int] = Field(default_factory=dict)  # per-stage override of max_steps
+    # per-stage decay of an exponential moving average of the weights, which is what the stage
+    # then registers (imagintalk/train/loop.py moving_average); a stage not named keeps none
+    stage_ema: dict[str, float] = Field(default_factory=dict)
     checkpoint_every: int = 50      # steps between checkpoints reported to Ray Train
     checkpoints_to_keep: int = 2
     log_every: int = 1              # steps between MLflow metric batches (rank 0)
@@ -220,6 +223,14 @@ class TrainConfig(Section):
     # on the aligner's predictions for them, i.e. on mistakes like those it meets on new speakers
     # (on the aligner's own training clips it makes almost none). 0: both train on every speaker.
     detector_holdout: float = Field(0.25, ge=0.0, lt=1.0)
+
+    @field_validator("stage_ema")
+    @classmethod
+    def _decays(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not 0.0 <= v < 1.0}
+        if bad:
+            raise ValueError(f"an EMA decay is in [0, 1): {bad}")
+        return value
 
 
 class PipelineConfig(Section):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from imagintalk.models.batch import random_batch
 from imagintalk.models.codec_decoder import ResidualCodebookDecoder
-from imagintalk.models.face_style import FaceStyleAdapter
+from imagintalk.models.face_style import FaceStyleAdapter, StyleOutput
 from imagintalk.models.imagintalk import ImaginTalk
 from imagintalk.models.stages import build_stage
 
@@ -20,15 +20,16 @@ def test_speaker_loss_is_weighted_l1_and_off_without_weight_or_target(cfg):
     torch.manual_seed(0)
     style = FaceStyleAdapter(cfg)
     c_id = torch.randn(3, cfg.face_style.dim)
+    out = StyleOutput(c_id=c_id, c_emo=torch.zeros(3, 1, cfg.face_style.dim), emo_known=torch.ones(3, dtype=bool))
     speaker = F.normalize(torch.randn(3, cfg.vocab.speaker_dim), dim=-1)
-    loss, metrics = style.speaker_loss(c_id, speaker)
+    loss, metrics = style.speaker_loss(out, speaker)
     target = speaker * cfg.vocab.speaker_dim ** 0.5
     expected = (style.speaker_proj(c_id) - target).abs().mean() * cfg.face_style.speaker_weight
     torch.testing.assert_close(loss, expected)
     assert set(metrics) == {"speaker_l1", "speaker_cos"}
-    assert float(style.speaker_loss(c_id, None)[0]) == 0.0
+    assert float(style.speaker_loss(out, None)[0]) == 0.0
     off = FaceStyleAdapter(cfg.with_updates(face_style={"speaker_weight": 0.0}))
-    assert float(off.speaker_loss(c_id, speaker)[0]) == 0.0 and off.speaker_loss(c_id, speaker)[1] == {}
+    assert float(off.speaker_loss(out, speaker)[0]) == 0.0 and off.speaker_loss(out, speaker)[1] == {}
 
 
 def test_style_stage_loss_adds_the_speaker_term_and_pulls_c_id_toward_the_voice(cfg):
@@ -44,7 +45,7 @@ def test_style_stage_loss_adds_the_speaker_term_and_pulls_c_id_toward_the_voice(
     before = metrics["speaker_cos"]
     for _ in range(60):
         style = stage.face_style(batch["identity"], batch["face"], batch["emotion"], batch["lip_mask"])
-        aux, m = stage.face_style.speaker_loss(style.c_id, batch["speaker"])
+        aux, m = stage.face_style.speaker_loss(style, batch["speaker"])
         opt.zero_grad()
         aux.backward()
         opt.step()
@@ -72,3 +73,44 @@ def test_an_adapter_saved_before_the_speaker_loss_still_loads_strictly(cfg):
     fresh = FaceStyleAdapter(cfg)
     fresh.load_state_dict(old)
     torch.testing.assert_close(fresh.id_mlp[0].weight, old["id_mlp.0.weight"])
+
+
+def test_voice_bottleneck_c_id_reads_only_the_face_descriptor_at_inference(cfg):
+    torch.manual_seed(0)
+    vcfg = cfg.with_updates(face_style={"id_source": "voice", "voice_teacher": 1.0})
+    style = FaceStyleAdapter(vcfg).eval()
+    batch = random_batch(cfg.vocab, [5, 4], seed=7)
+    args = (batch["identity"], batch["face"], batch["emotion"], batch["lip_mask"])
+    out = style(*args, speaker=batch["speaker"])
+    other_face = style(batch["identity"], torch.zeros_like(batch["face"]), batch["emotion"], batch["lip_mask"])
+    torch.testing.assert_close(out.c_id, other_face.c_id)          # the crop is not read
+    torch.testing.assert_close(out.c_id, style(*args).c_id)        # the audio's voice is not read at inference
+    expected = style.voice_in(F.normalize(style.voice_pred(batch["identity"]), dim=-1) * cfg.vocab.speaker_dim ** 0.5)
+    torch.testing.assert_close(out.c_id, expected)
+    # training with voice_teacher 1: the DiT reads the ground-truth voice instead
+    teach = style.train()(*args, speaker=batch["speaker"])
+    gt = style.voice_in(F.normalize(batch["speaker"].float(), dim=-1) * cfg.vocab.speaker_dim ** 0.5)
+    torch.testing.assert_close(teach.c_id, gt)
+
+
+def test_voice_bottleneck_prediction_learns_the_voice_and_the_dit_cannot_move_it(cfg):
+    torch.manual_seed(0)
+    vcfg = cfg.with_updates(face_style={"id_source": "voice"})
+    stage = build_stage("style_dit", vcfg).train()
+    batch = random_batch(cfg.vocab, [6, 5, 4], seed=3)
+    loss, metrics = stage.loss(batch)
+    loss.backward()
+    assert stage.face_style.voice_pred[1].weight.grad is not None
+    # only the speaker term moves the predictor: the DiT's loss alone leaves it untouched
+    stage.zero_grad()
+    style = stage.face_style(batch["identity"], batch["face"], batch["emotion"], batch["lip_mask"], batch["speaker"])
+    style.c_id.sum().backward()
+    assert stage.face_style.voice_pred[1].weight.grad is None or not stage.face_style.voice_pred[1].weight.grad.any()
+    opt = torch.optim.Adam(stage.face_style.voice_pred.parameters(), lr=3e-3)
+    for _ in range(80):
+        style = stage.face_style(batch["identity"], batch["face"], batch["emotion"], batch["lip_mask"])
+        aux, m = stage.face_style.speaker_loss(style, batch["speaker"])
+        opt.zero_grad()
+        aux.backward()
+        opt.step()
+    assert m["speaker_cos"] > 0.9

@@ -55,6 +55,15 @@ def test_too_few_speakers_for_the_splits_names_the_profile_field(tmp_path):
         params.for_corpus("mine")
 
 
+def test_an_ema_decay_outside_0_1_names_the_profile_field(tmp_path):
+    params = load_params(_params_with(tmp_path, {"mine": {"recipe": "synthtalk", "train": {
+        "stage_ema": {"expression": 1.5}}}}))
+    with pytest.raises(ConfigError, match=r"corpora\.mine\.train.*EMA decay is in \[0, 1\)") as err:
+        params.for_corpus("mine")
+    assert "\n" not in str(err.value)
+    assert load_params(REPO / "params.yaml").for_corpus("synthtalk_large").train.stage_ema["expression"] > 0.9
+
+
 def test_an_unknown_quality_partition_exits_1_with_one_line(capsys):
     from dagster_project.demo import main
 

@@ -47,9 +47,10 @@ def jobs(tmp_path_factory, ray_session):
     shards = write_tiny_shards(root / "shards")
     with tracking_store(root) as uri:
         c = tracking.client(uri)
-        params = tiny_params(max_steps=STEPS, checkpoint_every=CKPT)
+        ema = {"stage_ema": {"lip_aligner": 0.5}}  # resumed with its moving average, and registered as it
+        params = tiny_params(max_steps=STEPS, checkpoint_every=CKPT, **ema)
         a = train_lip_aligner(shards, "tiny", str(root / "store_a"), params)
-        crash = tiny_params(max_steps=STEPS, checkpoint_every=CKPT, fail_at_step=FAIL_AT)
+        crash = tiny_params(max_steps=STEPS, checkpoint_every=CKPT, fail_at_step=FAIL_AT, **ema)
         with pytest.raises(TrainingError) as failed:
             train_lip_aligner(shards, "tiny", str(root / "store_b"), crash)
         exp = c.get_experiment_by_name(tracking.experiment_name("lip_aligner"))
@@ -87,6 +88,21 @@ def test_same_shards_and_seed_reproduce_the_metrics(jobs):
     assert a.data_version == b.data_version
     for key in ("loss", "unit_acc", "val_loss", "val_unit_acc"):
         assert b.metrics[key] == pytest.approx(a.metrics[key], rel=1e-5, abs=1e-6), key
+
+
+def test_a_stage_with_a_moving_average_registers_the_average(jobs):
+    import torch
+
+    from imagintalk.registry.stage_models import load_stage_model
+
+    states = (jobs["root"] / "store_a" / "train").glob("*/checkpoint_*/state.json")
+    last = max(states, key=lambda p: json.loads(p.read_text())["step"]).parent
+    ema = torch.load(last / "ema.pt", weights_only=True)
+    final = torch.load(last / "model.pt", weights_only=True)
+    registered = load_stage_model(jobs["a"].uri).state_dict()
+    assert ema["n_averaged"] == STEPS
+    key = next(k for k, v in final.items() if v.is_floating_point() and not torch.equal(v, ema["model"][k]))
+    torch.testing.assert_close(registered[key], ema["model"][key])
 
 
 def test_registered_stage_carries_provenance_and_model_card(jobs):

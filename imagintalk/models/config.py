@@ -121,6 +121,12 @@ class FaceStyleConfig(_Cfg):
     # Auxiliary loss (training only): L1 between Linear(c_id) and the ground-truth audio's GE2E
     # speaker embedding (the record's speaker.npy), so c_id carries what predicts the voice.
     speaker_weight: float = 1.0     # 0 turns the loss off
+    # Where c_id comes from: ``face`` = MLP(descriptor, trainable face CNN) learnt end to end;
+    # ``voice`` = a linear map of the GE2E embedding the face descriptor predicts (a bottleneck;
+    # imagintalk/models/face_style.py), with the ground-truth audio's embedding in its place for a
+    # ``voice_teacher`` share of the training clips.
+    id_source: Literal["face", "voice"] = "face"
+    voice_teacher: float = 0.5
 
 
 class ExpressionConfig(_Cfg):
@@ -133,7 +139,7 @@ class ExpressionConfig(_Cfg):
     # and the clip's mean landmarks (the face's resting shape, against which an expression is a
     # departure), ``none`` only the frame. Chosen on validation speakers (results/README.md,
     # "Expression"): the clip context is what carries to an unseen face.
-    context: Literal["clip", "none"] = "clip"
+    context: Literal["clip", "window", "none"] = "clip"
     dropout: float = 0.3
     label_smoothing: float = 0.05
     # Training augmentation, off by default: a mild expression moves a landmark ~0.04 mean-face

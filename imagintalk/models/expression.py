@@ -85,7 +85,7 @@ class ExpressionModel(nn.Module):
                                             f"{cfg.vocab.num_emotions}")
         self.register_buffer("template", _TEMPLATE.clone(), persistent=False)
         self.register_buffer("window", smoothing_kernel(cfg.face_style, cfg.vocab.fps), persistent=False)
-        n_in = FEATURE_DIM * (3 if e.context == "clip" else 1)
+        n_in = FEATURE_DIM * {"clip": 3, "window": 2, "none": 1}[e.context]
         # per-coordinate standardisation over the seen frames (running statistics at inference)
         self.norm_in = nn.BatchNorm1d(n_in, affine=False)
         self.inp = nn.Sequential(nn.Linear(n_in, e.dim), nn.GELU(), nn.Dropout(e.dropout),
@@ -109,6 +109,8 @@ class ExpressionModel(nn.Module):
         x = torch.where(found[..., None], x, torch.zeros_like(x))
         if self.cfg.context == "clip":
             x = torch.cat([x, self._window_mean(x, found), _clip_mean(x, found)], dim=-1)
+        elif self.cfg.context == "window":
+            x = torch.cat([self._window_mean(x, found), _clip_mean(x, found)], dim=-1)
         z = torch.zeros_like(x)
         if bool(found.any()):
             z[found] = self.norm_in(x[found])

@@ -65,10 +65,10 @@ class StyleStage(nn.Module):
         n = mask.shape[1]
         mask = mask & token_mask(batch)[:, :n]
         emotion = self.expression.label_batch(batch).probs  # the face's, not the corpus label
-        style = self.face_style(batch["identity"], batch["face"], emotion, fmask)
+        style = self.face_style(batch["identity"], batch["face"], emotion, fmask, batch.get("speaker"))
         loss, metrics = self.dit.loss(batch["codes"][:, :, :n], mask, c_lip, style.c_id, style.c_emo[:, :n],
                                       style.emo_known)
-        aux, aux_metrics = self.face_style.speaker_loss(style.c_id, batch.get("speaker"))
+        aux, aux_metrics = self.face_style.speaker_loss(style, batch.get("speaker"))
         total = loss + aux
         return total, {**metrics, **aux_metrics, "dit_loss": metrics["loss"], "loss": float(total.detach())}
 

@@ -1,7 +1,9 @@
 """Training state on disk: what a killed job needs to continue on the exact same trajectory.
 
 A checkpoint directory holds, from rank 0, the model (unwrapped from DDP), optimizer and LR
-scheduler state plus ``state.json`` (step, the params hash it was written under); and from every
+scheduler state, the exponential moving average of the weights when the stage keeps one
+(``ema.pt``: the averaged state dict and how many steps it averaged), plus
+``state.json`` (step, the params hash it was written under); and from every
 rank ``rank-<r>.pt``: that rank's data position (epoch, batches consumed in it) and its RNG
 states (torch, numpy, python). Ray Train merges the per-rank directories into one checkpoint.
 
@@ -27,6 +29,7 @@ from imagintalk.errors import ArtifactError
 MODEL_FILE = "model.pt"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
+EMA_FILE = "ema.pt"
 STATE_FILE = "state.json"
 
 
@@ -78,7 +81,8 @@ def seed_everything(seed: int) -> None:
 
 def save_checkpoint(directory: Path, rank: int, state: TrainState, position: DataPosition,
                     module: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+                    scheduler: torch.optim.lr_scheduler.LRScheduler,
+                    ema: torch.optim.swa_utils.AveragedModel | None = None) -> None:
     """Write this rank's part of a checkpoint into ``directory`` (rank 0 adds the shared part)."""
     directory.mkdir(parents=True, exist_ok=True)
     torch.save({"position": asdict(position), "rng": capture_rng()}, directory / rank_file(rank))
@@ -86,6 +90,8 @@ def save_checkpoint(directory: Path, rank: int, state: TrainState, position: Dat
         torch.save(module.state_dict(), directory / MODEL_FILE)
         torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
         torch.save(scheduler.state_dict(), directory / SCHEDULER_FILE)
+        if ema is not None:
+            torch.save({"model": ema.module.state_dict(), "n_averaged": int(ema.n_averaged)}, directory / EMA_FILE)
         (directory / STATE_FILE).write_text(json.dumps(asdict(state), sort_keys=True))
 
 
@@ -103,12 +109,18 @@ def read_state(directory: Path) -> TrainState:
     return TrainState(**_read(directory / STATE_FILE))
 
 
-def load_model_state(directory: Path, module: torch.nn.Module) -> None:
+def load_model_state(directory: Path, module: torch.nn.Module, averaged: bool = False) -> None:
+    """The trained weights; ``averaged``: the moving average where the checkpoint has one (what a
+    finished stage registers), else the last step's."""
+    if averaged and (directory / EMA_FILE).exists():
+        module.load_state_dict(_read(directory / EMA_FILE, weights_only=True)["model"])
+        return
     module.load_state_dict(_read(directory / MODEL_FILE, weights_only=True))
 
 
 def load_checkpoint(directory: Path, rank: int, module: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                    ema: torch.optim.swa_utils.AveragedModel | None = None,
                     ) -> tuple[TrainState, DataPosition, dict[str, Any] | None]:
     """Load the shared state into module/optimizer/scheduler; return progress, this rank's data
     position and RNG states (None when the checkpoint came from a smaller worker group: the rank
@@ -116,6 +128,13 @@ def load_checkpoint(directory: Path, rank: int, module: torch.nn.Module,
     load_model_state(directory, module)
     optimizer.load_state_dict(_read(directory / OPTIMIZER_FILE))
     scheduler.load_state_dict(_read(directory / SCHEDULER_FILE))
+    if ema is not None:
+        if not (directory / EMA_FILE).exists():
+            raise ArtifactError(directory, f"no {EMA_FILE}: the checkpoint was written without a moving average "
+                                           "(train.stage_ema changed since; start a fresh run with train.run_suffix)")
+        saved = _read(directory / EMA_FILE, weights_only=True)
+        ema.module.load_state_dict(saved["model"])
+        ema.n_averaged.fill_(saved["n_averaged"])
     state = read_state(directory)
     path = directory / rank_file(rank)
     if not path.exists():

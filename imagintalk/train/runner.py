@@ -152,7 +152,7 @@ def train_and_register(stage: str, shards: str, config: str, storage_root: str |
         checkpoint = _fit(plan, spec, params, model_cfg, loader, run_id, uri)
         module = build_stage(stage, cfg, stage_parts(plan, spec, params))
         with checkpoint.as_directory() as d:
-            load_model_state(Path(d), module)
+            load_model_state(Path(d), module, averaged=True)
             steps = read_state(Path(d)).step
         val = score_split(module, shards, "val", spec.loader_config(params, train=False), params)
         metrics = {**{f"val_{k}": v for k, v in val.items()}, "train_steps": float(steps),

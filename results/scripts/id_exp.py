@@ -1,0 +1,100 @@
+"""Voice from the face, in process: the style-DiT trained from ground-truth units with c_id from
+the face end to end (``id_source=face``) or through the voice bottleneck (``id_source=voice``),
+scored on the validation speakers by the speaker similarity (GE2E cosine against the clip's real
+audio, ``speaker.npy``) of Griffin-Lim audio of the sampled codes, with c_id and without it
+(``no_id``: the DiT's null identity). The gap full − no_id is issue 13's target (≥ 0.05).
+
+    SHARDS=datasets/synthtalk_large/shards python results/scripts/id_exp.py --source voice --steps 1500
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from common import PARAMS, SHARDS, batches, gl_wave
+
+from imagintalk.features.speaker import speaker_embedding
+from imagintalk.models.batch import frame_mask
+from imagintalk.models.codec_decoder import ResidualCodebookDecoder
+from imagintalk.models.config import model_config
+from imagintalk.models.stages import build_stage
+from imagintalk.tokenizers.locate import find_codec
+from imagintalk.train.loop import moving_average
+
+
+def similarity(stage, decoder, val, drop_id, guidance_id=0.0):
+    sims = []
+    stage.eval()
+    with torch.no_grad():
+        for b in val:
+            c_lip, mask = stage.refiner.teacher_c_lip(b)
+            emotion = stage.expression.label_batch(b).probs
+            style = stage.face_style(b["identity"], b["face"], emotion, frame_mask(b))
+            codes = stage.dit.sample(mask, c_lip, None if drop_id else style.c_id, style.c_emo[:, : mask.shape[1]],
+                                     style.emo_known, steps=16, generator=torch.Generator().manual_seed(0),
+                                     temperature=0.0, guidance={"lip": 0.0, "id": guidance_id, "emo": 0.0})
+            mel = decoder.decode_batch(codes)
+            for i in range(len(b["keys"])):
+                n = int(mask[i].sum())
+                e = speaker_embedding(gl_wave(mel[i, :, : 2 * n].numpy()))
+                ref = b["speaker"][i].numpy()
+                sims.append(float(e @ ref / (np.linalg.norm(e) * np.linalg.norm(ref) + 1e-9)))
+    stage.train()
+    return float(np.mean(sims))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", default="face", choices=("face", "voice"))
+    ap.add_argument("--teacher", type=float, default=0.5)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--evals", default="750,1500")
+    ap.add_argument("--bert-steps", type=int, default=300)
+    ap.add_argument("--ema", type=float, default=0.0, help="also score an EMA of the weights with this decay")
+    ap.add_argument("--guidance-id", default="0", help="comma list of c_id guidance weights to score")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    train, val = batches("train"), batches("val")
+    codec = find_codec(SHARDS, None, PARAMS)
+    decoder = ResidualCodebookDecoder.from_codec(codec)
+    cfg = model_config("tiny", PARAMS).with_updates(
+        style_dit={"c_lip_source": "ground_truth"},
+        face_style={"id_source": args.source, "voice_teacher": args.teacher})
+    bert = build_stage("unit_bert", cfg)
+    opt = torch.optim.AdamW(bert.parameters(), lr=1e-3)
+    for s in range(args.bert_steps):
+        loss, _ = bert.loss(train[s % len(train)])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    stage = build_stage("style_dit", cfg, {"refiner": build_stage("error_detector", cfg, {"unit_bert": bert})})
+    params = [p for p in stage.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    evals, t = {int(x) for x in args.evals.split(",")}, time.time()
+    ema = moving_average(stage, args.ema)
+    order = np.random.default_rng(0)
+    for s in range(1, args.steps + 1):
+        loss, metrics = stage.loss(train[int(order.integers(len(train)))])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if ema is not None:
+            ema.update_parameters(stage)
+        if s % 250 == 0:
+            print(s, f"{time.time() - t:.0f}s", {k: round(v, 3) for k, v in metrics.items()}, flush=True)
+        if s in evals:
+            for name, m in (("last", stage), ("ema", ema.module if ema is not None else None)):
+                if m is None:
+                    continue
+                res = {"source": args.source, "teacher": args.teacher, "step": s, "weights": name,
+                       "no_id": similarity(m, decoder, val, True)}
+                for g in (float(x) for x in args.guidance_id.split(",")):
+                    res[f"full_g{g}"] = similarity(m, decoder, val, False, g)
+                print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
