@@ -20,6 +20,7 @@ from imagintalk.eval_config import EvalConfig, PromoteConfig
 from imagintalk.eval_config import GateMetric as GateMetric  # re-exported: callers import configs from here
 from imagintalk.eval_config import MetricFloor as MetricFloor
 from imagintalk.face_config import FaceConfig as FaceConfig  # re-exported likewise
+from imagintalk.lip_aligner_config import LipAlignerParams as LipAlignerParams  # re-exported likewise
 from imagintalk.pretrained_config import ComponentKind as ComponentKind  # re-exported likewise
 from imagintalk.pretrained_config import ComponentSpec as ComponentSpec
 from imagintalk.pretrained_config import PretrainedConfig
@@ -365,6 +366,7 @@ class Params(Section):
     eval: EvalConfig = EvalConfig()
     speak: SpeakConfig = SpeakConfig()
     serve: ServeConfig = ServeConfig()
+    lip_aligner: LipAlignerParams = LipAlignerParams()
     train: TrainConfig = TrainConfig()
     promote: PromoteConfig = PromoteConfig()
     # corpus profiles: partitions that are a recipe with other settings (imagintalk/profiles.py)

@@ -66,7 +66,9 @@ def _train(stage: str) -> Stage:
         deps=(f"{{shards}}/{INDEX_NAME}", "{reports}/audit_shards",
               *(f"{{models}}/{u.removeprefix('train_')}.json" for u in upstream)),
         outs=(f"{{models}}/{stage}.json",),
-        params=("train", "loader", "pipeline.model_size"),
+        # the aligner's pretrained visual encoder is a params choice (lip_aligner section); the
+        # stages after it follow through its output
+        params=("train", "loader", "pipeline.model_size", *(("lip_aligner",) if stage == "lip_aligner" else ())),
         upstream=("audit_shards", *upstream),
         code=("pipelines/train.py", "imagintalk/train", "imagintalk/models"),
     )

@@ -12,7 +12,7 @@ style-DiT blocks for the acoustic side) on top of auto_avsr's 12-block Conformer
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -87,6 +87,23 @@ class LipAlignerConfig(_Cfg):
     # Local checkpoint of a pretrained visual front-end (auto_avsr layout: frontend3D.*, trunk.*);
     # loaded and frozen when set. Never downloaded.
     pretrained_frontend: str | None = None
+    # A pretrained visual encoder by name (a catalogue component of kind visual_encoder, e.g.
+    # auto-avsr-vsr-lrs3-base: auto_avsr's front-end + 12-block Conformer, imagintalk/models/auto_avsr.py)
+    # in place of the front-end above; its adim-wide output is projected to encoder.dim. Chosen in
+    # params.yaml (lip_aligner section): model_config copies the choice here and records the
+    # catalogue entry (visual_encoder_source), so a worker whose params lack it still resolves it.
+    visual_encoder: str | None = None
+    freeze_visual_encoder: bool = True      # False: fine-tuned with the aligner
+    visual_encoder_source: dict[str, Any] | None = None
+    # False: build the architecture only, read no pretrained file (the weights come from a saved
+    # state dict: a registered model's load, parameter counts on the meta device)
+    load_pretrained: bool = True
+
+    @model_validator(mode="after")
+    def _one_visual_side(self) -> LipAlignerConfig:
+        if self.visual_encoder is not None and self.pretrained_frontend is not None:
+            raise ValueError("visual_encoder replaces the front-end: pretrained_frontend must then be null")
+        return self
 
 
 class UnitBertConfig(_Cfg):
@@ -297,11 +314,26 @@ def model_config(preset: str | ModelConfig = "tiny", params: Params | None = Non
         raise ConfigError(preset, f"unknown model preset (choose from {', '.join(PRESETS)})")
     cfg = _PRESETS[preset]()
     params = params if params is not None else load_params()
-    return cfg.model_copy(update={"vocab": vocab_from_params(params)})
+    return cfg.model_copy(update={"vocab": vocab_from_params(params),
+                                  "lip_aligner": lip_aligner_from_params(cfg.lip_aligner, params)})
+
+
+def lip_aligner_from_params(base: LipAlignerConfig, params: Params) -> LipAlignerConfig:
+    """The preset's aligner with params' visual-encoder choice (``lip_aligner`` section) and the
+    chosen catalogue entry; a ConfigError when the name is no usable visual encoder."""
+    choice = params.lip_aligner
+    if choice.visual_encoder is None:
+        return base
+    from imagintalk.models.lip_aligner import visual_encoder_source
+
+    source = visual_encoder_source(choice.visual_encoder, params)
+    return LipAlignerConfig.model_validate({
+        **base.model_dump(), "visual_encoder": choice.visual_encoder, "visual_encoder_source": source,
+        "freeze_visual_encoder": choice.freeze_visual_encoder})
 
 
 __all__ = [
     "PRESETS", "EncoderConfig", "ErrorDetectorConfig", "ExpressionConfig", "FaceStyleConfig", "LipAlignerConfig",
-    "ModelConfig", "SamplerConfig", "StyleDiTConfig", "UnitBertConfig", "VocabConfig", "VocoderConfig", "model_config",
-    "vocab_from_params",
+    "ModelConfig", "SamplerConfig", "StyleDiTConfig", "UnitBertConfig", "VocabConfig", "VocoderConfig",
+    "lip_aligner_from_params", "model_config", "vocab_from_params",
 ]

@@ -230,8 +230,8 @@ class ImaginTalk(nn.Module):
         if meta.get("format") != FORMAT_VERSION:
             raise ConfigError(meta_path, f"unsupported format {meta.get('format')!r}")
         cfg = ModelConfig.model_validate(meta["model"])
-        # Weights come from the state dicts; do not reach for the original front-end checkpoint.
-        build_cfg = cfg.with_updates(lip_aligner={"pretrained_frontend": None})
+        # Weights come from the state dicts; do not reach for the original pretrained files.
+        build_cfg = cfg.with_updates(lip_aligner={"pretrained_frontend": None, "load_pretrained": False})
         codec = _load_codec(src, meta["codec"], params)
         aligner, bert = LipAligner(build_cfg), UnitBert(build_cfg)
         refiner = LipRefiner(build_cfg, aligner, bert, ErrorDetector(build_cfg, aligner.feature_dim, bert.dim))
@@ -273,7 +273,7 @@ def _load_codec(src: Path, spec: dict, params: Params | None = None) -> CodecDec
 def count_parameters(cfg: ModelConfig) -> dict[str, int]:
     """Parameters per part (the big parts are built on the meta device: no memory, any preset)."""
     with torch.device("meta"):
-        build_cfg = cfg.with_updates(lip_aligner={"pretrained_frontend": None},
+        build_cfg = cfg.with_updates(lip_aligner={"pretrained_frontend": None, "load_pretrained": False},
                                      vocoder={"kind": "neural", "adversarial": False})
         refiner = LipRefiner(build_cfg)
         parts = {"lip_aligner": refiner.aligner, "unit_bert": refiner.bert, "error_detector": refiner.detector,

@@ -8,6 +8,15 @@ linear projector over the units. Trained with cross-entropy on the audio-derived
 Padding frames are zeroed before the only temporal convolution (the 3D stem) and excluded from the
 front-end's BatchNorm statistics (only valid frames go through the per-frame trunk), so a padded
 clip gives its valid positions exactly what it gives alone.
+
+A pretrained visual encoder (``lip_aligner.visual_encoder`` in params: auto_avsr's VSR front-end
++ Conformer, imagintalk/models/auto_avsr.py) replaces the front-end: its per-frame features
+(adim wide, 25 Hz) are projected to the aligner's width and go through the same temporal encoder,
+upsampling and projector. Its weights are resolved by name from the pretrained cache or the
+storage root on whichever machine builds the aligner. Frozen (the default) it runs without
+gradients in eval mode; fine-tuned, its weights learn with the aligner's, but its BatchNorms keep
+their pretrained statistics in both cases: fine-tuning batches are a few clips per GPU, too few
+for good statistics, and fixed statistics keep padded clips exact.
 """
 
 from __future__ import annotations
@@ -18,77 +27,78 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 from torch import Tensor, nn
 
+from imagintalk.config import Params, load_params
 from imagintalk.errors import ConfigError
+from imagintalk.models.auto_avsr import (
+    ARCHITECTURE,
+    AutoAVSRConfig,
+    AutoAVSRVisualEncoder,
+    VisualFrontend,
+    load_auto_avsr,
+)
 from imagintalk.models.batch import Batch, frame_mask, lips_float, safe_tokens, token_mask, upsample_mask
 from imagintalk.models.config import LipAlignerConfig, ModelConfig
 from imagintalk.models.layers import Encoder, check_nonempty, freeze, masked_mean, zero_padding
 
 log = logging.getLogger(__name__)
 
-
-def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-
-
-class BasicBlock(nn.Module):
-    """ResNet basic block with Swish activations (auto_avsr's ``relu_type="swish"``)."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1):
-        super().__init__()
-        self.conv1, self.bn1, self.relu1 = _conv3x3(cin, cout, stride), nn.BatchNorm2d(cout), nn.SiLU()
-        self.conv2, self.bn2, self.relu2 = _conv3x3(cout, cout), nn.BatchNorm2d(cout), nn.SiLU()
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
-        return self.relu2(out + (x if self.downsample is None else self.downsample(x)))
+__all__ = ["AlignerOutput", "LipAligner", "VisualFrontend", "build_visual_encoder", "load_pretrained_frontend",
+           "visual_encoder_source"]
+# what a model config records of a visual encoder's catalogue entry (enough to resolve and build it)
+_SOURCE_FIELDS = ("kind", "url", "filename", "sha256", "architecture", "config", "licence")
 
 
-class ResNetTrunk(nn.Module):
-    """ResNet-18 layout (2, 2, 2, 2 blocks) over per-frame stem features → one vector per frame."""
+def visual_encoder_source(name: str, params: Params) -> dict:
+    """The catalogue entry ``name`` as the aligner's config records it. ConfigError when it is not a
+    visual encoder with an in-tree architecture, its config does not build one, or the loader's
+    crop is not the input size it was trained on."""
+    from imagintalk.pretrained import catalogue
 
-    def __init__(self, cin: int, widths: tuple[int, ...], blocks: tuple[int, ...]):
-        super().__init__()
-        layers = []
-        for i, (w, n) in enumerate(zip(widths, blocks, strict=True)):
-            stride = 1 if i == 0 else 2
-            layers.append(nn.Sequential(*(BasicBlock(cin if j == 0 else w, w, stride if j == 0 else 1)
-                                          for j in range(n))))
-            cin = w
-        self.layer1, self.layer2, self.layer3, self.layer4 = layers
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+    where = "lip_aligner.visual_encoder"
+    known = catalogue(params)
+    usable = ", ".join(n for n, c in known.items()
+                       if c.kind == "visual_encoder" and c.architecture.startswith(ARCHITECTURE))
+    comp = known.get(name)
+    if comp is None or comp.kind != "visual_encoder":
+        what = "not a pretrained component" if comp is None else f"a {comp.kind}"
+        raise ConfigError(where, f"{name} is {what}, not a visual encoder (visual encoders: {usable or 'none'})")
+    if not comp.architecture.startswith(ARCHITECTURE):
+        raise ConfigError(where, f"{name} is a {comp.architecture}, which has no in-tree implementation "
+                                 f"(usable: {usable or 'none'})")
+    try:
+        arch = AutoAVSRConfig(**comp.config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "".join(f".{p}" for p in first["loc"])
+        raise ConfigError(f"pretrained.components.{name}.config{field}", first["msg"]) from None
+    if params.loader.crop != arch.input_size:
+        raise ConfigError("loader.crop", f"{params.loader.crop}, but {name} was trained on "
+                                         f"{arch.input_size}×{arch.input_size} mouth crops")
+    return {k: getattr(comp, k) for k in _SOURCE_FIELDS}
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.avgpool(x).flatten(1)
 
+def build_visual_encoder(a: LipAlignerConfig) -> AutoAVSRVisualEncoder:
+    """The aligner's pretrained visual encoder: resolved by name (this machine's cache, else the
+    storage root) and loaded, or only built when ``a.load_pretrained`` is off."""
+    from imagintalk.pretrained import catalogue, resolve, with_component
 
-class VisualFrontend(nn.Module):
-    """3D-conv stem + ResNet trunk: lips B×T×H×W (+ mask) → B×T×D, zeros at padded frames."""
-
-    def __init__(self, cfg: LipAlignerConfig):
-        super().__init__()
-        c = cfg.stem_channels
-        self.frontend3D = nn.Sequential(
-            nn.Conv3d(1, c, (5, 7, 7), (1, 2, 2), (2, 3, 3), bias=False), nn.BatchNorm3d(c), nn.SiLU(),
-            nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
-        )
-        self.trunk = ResNetTrunk(c, cfg.trunk_widths, cfg.trunk_blocks)
-        self.out_dim = cfg.trunk_widths[-1]
-
-    def forward(self, lips: Tensor, mask: Tensor) -> Tensor:
-        b, t = mask.shape
-        x = (lips * mask[..., None, None].to(lips.dtype)).unsqueeze(1)       # B×1×T×H×W
-        x = self.frontend3D[0](x).transpose(1, 2)[mask]                      # valid frames: N×C×H'×W'
-        x = self.frontend3D[1:](x.unsqueeze(2)).squeeze(2)                   # BN3d over valid frames only
-        feats = self.trunk(x)
-        out = feats.new_zeros(b, t, feats.shape[-1])
-        out[mask] = feats
-        return out
+    name, source = a.visual_encoder, a.visual_encoder_source
+    params = load_params() if source is None or a.load_pretrained else None
+    if source is None:  # a config made by hand: this machine's catalogue must know it
+        source = visual_encoder_source(name, params)
+    arch = AutoAVSRConfig(**source["config"])
+    if not a.load_pretrained:
+        return AutoAVSRVisualEncoder(arch)
+    params = with_component(params, name, source)
+    if catalogue(params)[name].architecture != source["architecture"]:
+        raise ConfigError(name, f"this machine's catalogue entry is not the {source['architecture']} the model "
+                                "was configured with")
+    path = resolve(name, params=params)
+    log.info("visual encoder %s from %s (%s)", name, path, "frozen" if a.freeze_visual_encoder else "fine-tuned")
+    return load_auto_avsr(path, arch)
 
 
 def load_pretrained_frontend(frontend: VisualFrontend, path: str | Path) -> None:
@@ -143,12 +153,22 @@ class LipAligner(nn.Module):
         super().__init__()
         a, v = cfg.lip_aligner, cfg.vocab
         self.cfg, self.up = cfg, v.units_per_frame
-        self.frontend = VisualFrontend(a)
-        self.frontend_frozen = a.pretrained_frontend is not None
-        if self.frontend_frozen:
-            load_pretrained_frontend(self.frontend, a.pretrained_frontend)
+        self.frontend: VisualFrontend | None = None
+        self.visual_encoder: AutoAVSRVisualEncoder | None = None
+        if a.visual_encoder is not None:
+            self.visual_encoder = build_visual_encoder(a)
+            self.visual_frozen = a.freeze_visual_encoder
+            if self.visual_frozen:
+                freeze(self.visual_encoder)
+            visual_dim = self.visual_encoder.out_dim
+        else:
+            self.frontend = VisualFrontend(a)
+            self.frontend_frozen = a.pretrained_frontend is not None
+            if self.frontend_frozen and a.load_pretrained:
+                load_pretrained_frontend(self.frontend, a.pretrained_frontend)
+            visual_dim = self.frontend.out_dim
         d = a.encoder.dim
-        self.proj_in = nn.Linear(self.frontend.out_dim, d)
+        self.proj_in = nn.Linear(visual_dim, d)
         self.encoder = Encoder(a.encoder)
         self.upsample = nn.Linear(d, self.up * d)
         self.norm = nn.LayerNorm(d)
@@ -157,14 +177,29 @@ class LipAligner(nn.Module):
 
     def train(self, mode: bool = True) -> LipAligner:
         super().train(mode)
-        if self.frontend_frozen:  # a frozen pretrained front-end keeps its BatchNorm statistics
+        if self.visual_encoder is not None:
+            if self.visual_frozen:  # no dropout, pretrained statistics
+                self.visual_encoder.eval()
+            else:                   # dropout as upstream fine-tunes, BatchNorm statistics kept (module doc)
+                for m in self.visual_encoder.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.eval()
+        elif self.frontend_frozen:  # a frozen pretrained front-end keeps its BatchNorm statistics
             self.frontend.eval()
         return self
+
+    def visual_features(self, lips: Tensor, lip_mask: Tensor) -> Tensor:
+        """B×T×H×W crops (uint8, or float in [0, 1]) → B×T×D per-frame features, zeros at padding."""
+        lips = lips_float(lips)
+        if self.visual_encoder is None:
+            return self.frontend(lips, lip_mask)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.visual_frozen):
+            return self.visual_encoder(lips, lip_mask)
 
     def forward(self, lips: Tensor, lip_mask: Tensor) -> AlignerOutput:
         lip_mask = lip_mask.bool()
         check_nonempty(lip_mask, "lip aligner")
-        x = self.proj_in(self.frontend(lips_float(lips), lip_mask))
+        x = self.proj_in(self.visual_features(lips, lip_mask))
         x = self.encoder(x, lip_mask)
         b, t, d = x.shape
         mask = upsample_mask(lip_mask, self.up)

@@ -4,6 +4,6 @@
 by name. ``imagintalk models pull|list|publish`` is the command line."""
 
 from imagintalk.pretrained.cache import cache_root, publish, pull, resolve
-from imagintalk.pretrained.catalog import Component, catalogue, component
+from imagintalk.pretrained.catalog import Component, catalogue, component, with_component
 
-__all__ = ["Component", "cache_root", "catalogue", "component", "publish", "pull", "resolve"]
+__all__ = ["Component", "cache_root", "catalogue", "component", "publish", "pull", "resolve", "with_component"]

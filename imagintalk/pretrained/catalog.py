@@ -113,6 +113,15 @@ BUILTIN: dict[str, Component] = {c.name: c for c in (
     # One public record gives a hash; not several, so trust on first use here.
     _entry("syncnet-v2", "sync_judge", "https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
            "imagintalk.eval.sync.SyncNet (syncnet_python S)", "MIT (syncnet_python)"),
+    # auto_avsr's visual speech recognition model trained on LRS3 (438 h; 36.0 % WER on its test set), its
+    # ResNet-18 front-end + 12-block Conformer encoder used as the lip aligner's visual encoder
+    # (lip_aligner.visual_encoder; imagintalk/models/auto_avsr.py keeps the upstream layout). The
+    # URL is the one auto_avsr's tutorials/feature_extraction.ipynb downloads (the README links the
+    # same file on Google Drive); upstream gives only an md5 prefix (c00a7), so trust on first use.
+    _entry("auto-avsr-vsr-lrs3-base", "visual_encoder", "http://www.doc.ic.ac.uk/~pm4115/autoAVSR/vsr_trlrs3_base.pth",
+           "imagintalk.models.auto_avsr.AutoAVSRVisualEncoder (auto_avsr E2E frontend + encoder)",
+           "Apache-2.0 (auto_avsr code); the weights carry LRS3's terms of use",
+           config={"adim": 768, "aheads": 12, "eunits": 3072, "elayers": 12, "cnn_module_kernel": 31}),
     # openai-whisper checks the same hash: it is the URL's path segment
     _entry("whisper-tiny", "asr_judge",
            "https://openaipublic.azureedge.net/main/whisper/models/"
@@ -137,6 +146,17 @@ def component(name: str, params: Params | None = None) -> Component:
         raise ConfigError(name, f"unknown pretrained component (known: {', '.join(known)}; "
                                 "add one under pretrained.components in params.yaml)")
     return known[name]
+
+
+def with_component(params: Params, name: str, source: dict[str, Any]) -> Params:
+    """``params`` whose catalogue knows ``name``: as is when it does, else with ``source`` (a
+    recorded catalogue entry, e.g. in a model's config) added, so a machine whose params do not
+    list the component still resolves it from its cache or the storage root."""
+    if name in catalogue(params):
+        return params
+    fields = {k: v for k, v in source.items() if k in ComponentSpec.model_fields and v is not None}
+    components = {**params.pretrained.components, name: ComponentSpec(**fields)}
+    return params.model_copy(update={"pretrained": params.pretrained.model_copy(update={"components": components})})
 
 
 def _apply(name: str, base: Component | None, spec: ComponentSpec) -> Component:
