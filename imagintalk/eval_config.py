@@ -83,7 +83,7 @@ class EvalConfig(Section):
     # the oracle ladder's rungs besides `full` (always): imagintalk/eval/catalog.py RUNGS
     ladder: list[str] = Field(default_factory=lambda: ["ground_truth", "resynthesis", "oracle_units",
                                                        "no_refinement"])
-    ablations: list[str] = Field(default_factory=lambda: ["no_error_detector", "no_id", "no_emo"])
+    ablations: list[str] = Field(default_factory=lambda: ["no_error_detector", "no_id", "no_emo", "label_emotion"])
     report_clips: int = Field(4, ge=0)  # test clips with audio players and mel plots in report.html
     # the ASR judge of WER/CER (imagintalk/eval/intelligibility.py): "grid" (pocketsphinx + GRID grammar,
     # GRID-grammar corpora such as SynthTalk), an asr_judge of the pretrained catalogue for open

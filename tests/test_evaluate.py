@@ -10,6 +10,7 @@ import math
 import re
 
 import pytest
+import torch
 import yaml
 from train_support import register_untrained_stages, tiny_params, tracking_store
 from typer.testing import CliRunner
@@ -40,7 +41,7 @@ def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(sha
     root, shard_root, params = shards
     given, generate = [], ImaginTalk.generate
 
-    def spy(self, *args, **kwargs):  # what emotion the generator is handed: never a label
+    def spy(self, *args, **kwargs):  # what emotion the generator is handed: a label only in the oracle
         given.append(kwargs.get("emotion", args[4] if len(args) > 4 else None))
         return generate(self, *args, **kwargs)
 
@@ -56,6 +57,7 @@ def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(sha
         version = register_composite({s: uris[s] for s in ("style_dit", "vocoder")}, params, shards=shard_root,
                                      audit_report=audit, export_dir=root / "export")
         result = evaluate_model("models:/imagintalk@challenger", shard_root, params, report=root / "report")
+        on_test = list(given)  # the test split's calls (the val run below adds its own)
         tags = c.get_model_version("imagintalk", version.version).tags
         run = c.get_run(result.run_id)
         # settings are chosen on the validation speakers: a run and a report, never the gate's tags
@@ -73,7 +75,7 @@ def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(sha
 
     assert result.n_clips == 4 and result.data_version == data.content_hash  # the unseen test speakers' clips
     rows = result.rows
-    assert list(rows) == [*RUNGS, "no_id", "no_emo"]  # ladder order, then the ablations
+    assert list(rows) == [*RUNGS, "no_id", "no_emo", "label_emotion"]  # ladder order, then the ablations
     assert result.aliases == {"no_error_detector": "no_refinement"}
     assert result.row("no_error_detector") is rows["no_refinement"]  # one computation, two names
     for variant, row in rows.items():
@@ -101,8 +103,11 @@ def test_evaluate_runs_the_oracle_ladder_and_ablations_logs_tags_and_reports(sha
     assert saved["judge"] == pytest.approx(judge) and saved["meta"]["data_version"] == data.content_hash
     # no lip-sync judge configured: LSE is listed as not computed, with how to get one
     assert set(result.missing) == {"lse_c", "lse_d"} and "eval.sync_judge" in saved["missing"]["lse_c"]
-    # the face's emotion is judged against the labels (expression model), never fed from them
-    assert given and all(e is None for e in given)
+    # the face's emotion is judged against the labels (expression model), never fed from them but
+    # in the label_emotion oracle (one call per batch among full, no_refinement, no_id, no_emo and it)
+    labelled = [e for e in on_test if e is not None]
+    assert labelled and all(e.dim() == 1 and e.dtype == torch.long for e in labelled)
+    assert len(on_test) == 5 * len(labelled)
     assert 0 <= saved["expression_acc"] <= 1
     assert run.data.metrics["expression_acc"] == pytest.approx(saved["expression_acc"])
     html = (report / "report.html").read_text()

@@ -71,6 +71,9 @@ ABLATIONS: dict[str, str] = {
     "no_error_detector": "the full model without error detector (the no_refinement rung)",
     "no_id": "the full model without the face identity condition c_id",
     "no_emo": "the full model without the emotion condition c_emo",
+    "label_emotion": "the full model with c_emo from the clip's corpus emotion label instead of its face "
+                     "(an oracle for the expression model: what emotion in speech reaches when the face "
+                     "is read perfectly)",
 }
 ALIASES: dict[str, str] = {"no_error_detector": "no_refinement"}  # one computation, two names
 VARIANTS: tuple[str, ...] = (*RUNGS, *(a for a in ABLATIONS if a not in ALIASES))

@@ -6,7 +6,10 @@ imagintalk/eval/catalog.py with the composite's own code paths (no model logic h
 - ``oracle_units``: ``ImaginTalk.generate_from_units`` (ground-truth units, the clip's own face
   conditions, c_lip by the refiner's teacher path);
 - ``no_refinement`` (alias ``no_error_detector``), ``full``, ``no_id``, ``no_emo``:
-  ``ImaginTalk.generate`` with ``rounds=0`` / defaults / ``drop=("id",)`` / ``drop=("emo",)``.
+  ``ImaginTalk.generate`` with ``rounds=0`` / defaults / ``drop=("id",)`` / ``drop=("emo",)``;
+- ``label_emotion``: ``ImaginTalk.generate`` with the clip's corpus label as the emotion override
+  (the only variant that reads a label: an oracle for the face's emotion, like ``oracle_units``
+  for its words).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from imagintalk.eval.catalog import canonical
 
 SAMPLES_PER_FRAME = 640  # 16 kHz audio, 25 fps video
 GENERATE_KW: dict[str, dict] = {"full": {}, "no_refinement": {"rounds": 0}, "no_id": {"drop": ("id",)},
-                                "no_emo": {"drop": ("emo",)}}
+                                "no_emo": {"drop": ("emo",)}, "label_emotion": {}}
 
 
 @dataclass
@@ -74,6 +77,12 @@ def clips_from_batch(batch: Mapping, metas: Mapping[str, dict]) -> list[Clip]:
     return clips
 
 
+def _labels(batch: Mapping) -> torch.Tensor:
+    """The clips' corpus emotion labels (B, -1 where a clip has none: the DiT's null emotion)."""
+    e = batch["emotion"]
+    return e.long() if e.dim() == 1 else torch.full((e.shape[0],), -1, dtype=torch.long)
+
+
 def render_batch(net, batch: Mapping, variants: Iterable[str], cfg: EvalConfig) -> dict[str, list[Rendered]]:
     """Every variant's speech for one loader batch (clips cut to their own lengths)."""
     from imagintalk.models.batch import token_mask
@@ -94,9 +103,11 @@ def render_batch(net, batch: Mapping, variants: Iterable[str], cfg: EvalConfig) 
                 wave, wl, mel = net.decode_codes(codes, mask.sum(dim=1))
                 units = None
             else:
-                # the emotion comes from the clip's face (expression model), never from its label
+                # the emotion comes from the clip's face (expression model), never from its label,
+                # except in the label_emotion oracle
+                extra = {"emotion": _labels(batch)} if v == "label_emotion" else {}
                 o = (net.generate_from_units(batch, **kw) if v == "oracle_units" else
-                     net.generate_batch(batch, **kw, **GENERATE_KW[v]))
+                     net.generate_batch(batch, **kw, **GENERATE_KW[v], **extra))
                 wave, wl, mel, units = o.waveforms, o.lengths, o.mel, o.units
         out[v] = [Rendered(wave[b, : int(wl[b])].cpu().numpy(), mel[b, :, : 4 * t].float().cpu().numpy(),
                            None if units is None else units[b, : 2 * t].cpu().numpy())
