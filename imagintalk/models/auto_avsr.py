@@ -152,8 +152,14 @@ class VisualFrontend(nn.Module):
         b, t = mask.shape
         x = (lips * mask[..., None, None].to(lips.dtype)).unsqueeze(1)       # B×1×T×H×W
         x = self.frontend3D[0](x).transpose(1, 2)[mask]                      # valid frames: N×C×H'×W'
-        x = self.frontend3D[1:](x.unsqueeze(2)).squeeze(2)                   # BN3d over valid frames only
-        feats = self.trunk(x.contiguous(memory_format=torch.channels_last))
+        x = self.frontend3D[1:3](x.unsqueeze(2)).squeeze(2)                  # BN3d over valid frames only
+        # the (1, 3, 3) max-pool is a 2D pool per frame: max_pool2d on N×C×H'×W' (channels-last)
+        # computes exactly the MaxPool3d's output at a fraction of its CPU time (52 of 590 ms of
+        # a tiny aligner step went to max_pool3d_with_indices)
+        pool = self.frontend3D[3]
+        x = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), pool.kernel_size[1:], pool.stride[1:],
+                         pool.padding[1:])
+        feats = self.trunk(x)
         out = feats.new_zeros(b, t, feats.shape[-1])
         out[mask] = feats
         return out
