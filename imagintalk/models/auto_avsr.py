@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from imagintalk.errors import ArtifactError
+from imagintalk.pretrained.weights import read_weights
 
 ARCHITECTURE = "imagintalk.models.auto_avsr.AutoAVSRVisualEncoder"
 LN_EPS = 1e-12   # espnet's LayerNorm
@@ -351,10 +352,7 @@ def load_auto_avsr(path: str | Path, cfg: AutoAVSRConfig | None = None) -> AutoA
     it, in one line."""
     path = Path(path)
     refuse = "not an auto_avsr VSR checkpoint (a state dict with frontend.*, proj_encoder.*, encoder.*)"
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling failure: torch raises many kinds
-        raise ArtifactError(path, f"{refuse}: unreadable ({exc.__class__.__name__})") from None
+    blob = read_weights(path, refuse)
     state = _encoder_tensors(blob)
     if state is None:
         raise ArtifactError(path, refuse)

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from imagintalk.errors import ArtifactError
+from imagintalk.pretrained.weights import read_weights
 
 # DAC's constructor arguments (the keys of a weight file's metadata["kwargs"]) and their upstream
 # defaults (the 44 kHz model's); a file's own kwargs override them, as BaseModel.load does. The
@@ -299,10 +300,7 @@ def load_dac(path: str | Path) -> DAC:
     naming it, in one line."""
     path = Path(path)
     refuse = "not a DAC weight file (descript-audio-codec's {state_dict, metadata: {kwargs}})"
-    try:
-        doc = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling failure: torch raises many kinds
-        raise ArtifactError(path, f"{refuse}: unreadable ({exc.__class__.__name__})") from None
+    doc = read_weights(path, refuse)
     meta = doc.get("metadata") if isinstance(doc, dict) else None
     if not isinstance(doc, dict) or not isinstance(doc.get("state_dict"), dict) or \
             not isinstance(meta, dict) or not isinstance(meta.get("kwargs"), dict):
