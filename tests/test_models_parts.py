@@ -266,3 +266,18 @@ def test_emotion_smoothing_windows_span_half_a_second(cfg):
         assert torch.allclose(k, k.flip(0))
     assert torch.allclose(box, torch.full((13,), 1 / 13))
     assert int(gauss.argmax()) == 6 and float(gauss[0]) < float(gauss[6]) / 4
+
+
+def test_style_dit_condition_input_path_starts_neutral_and_learns(cfg):
+    torch.manual_seed(0)
+    dit = StyleDiT(cfg.with_updates(style_dit={"cond_input": True}), 64).eval()
+    b = random_batch(cfg.vocab, [7, 4], seed=4)
+    mask, c_lip = b["unit_mask"], torch.randn(2, 14, 64)
+    c_id, c_emo, t = torch.randn(2, 64), torch.randn(2, 14, 64), torch.tensor([0.3, 0.9])
+    with_path = dit(b["codes"], t, mask, c_lip, c_id, c_emo)
+    path, dit.cond_in = dit.cond_in, None
+    torch.testing.assert_close(with_path, dit(b["codes"], t, mask, c_lip, c_id, c_emo))  # zero-initialised
+    dit.cond_in = path
+    loss, _ = dit.train().loss(b["codes"], mask, c_lip, c_id, c_emo)
+    loss.backward()
+    assert bool(dit.cond_in.weight.grad.abs().sum() > 0)

@@ -186,6 +186,9 @@ class StyleDiTConfig(_Cfg):
     drop_id: float = 0.1
     drop_emo: float = 0.1
     c_lip_source: Literal["refined", "ground_truth"] = "refined"
+    # also add c_id + c_emo to every token's input (imagintalk/models/style_dit.py): a direct path
+    # beside the adaLN modulation, which can only scale and shift
+    cond_input: bool = False
     sampler: SamplerConfig = SamplerConfig()
 
 

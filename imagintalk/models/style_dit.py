@@ -72,6 +72,12 @@ class StyleDiT(nn.Module):
         self.null_lip = nn.Parameter(torch.randn(lip_dim) * 0.02)
         self.null_id = nn.Parameter(torch.randn(d) * 0.02)
         self.null_emo = nn.Parameter(torch.randn(d) * 0.02)
+        # optional additive path of c_id and c_emo into the token stream (zero-initialised: the
+        # model starts as without it); the adaLN modulation alone can only scale and shift
+        self.cond_in = nn.Linear(d, d) if self.cfg.cond_input else None
+        if self.cond_in is not None:
+            nn.init.zeros_(self.cond_in.weight)
+            nn.init.zeros_(self.cond_in.bias)
         self.blocks = nn.ModuleList(DiTBlock(d, self.cfg.heads, self.cfg.ff_mult, self.cfg.dropout)
                                     for _ in range(self.cfg.layers))
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False)
@@ -96,6 +102,8 @@ class StyleDiT(nn.Module):
         x = add_positions(self.proj_in(torch.cat([x, lip.to(x.dtype)], dim=-1)))
         temb = self.time_mlp(sinusoidal(t.float() * 1000.0, self.dim))
         global_cond, frame_cond = cid + temb, emo + temb[:, None]
+        if self.cond_in is not None:
+            x = x + self.cond_in(cid[:, None] + emo)
         for blk in self.blocks:
             x = blk(x, mask, global_cond, frame_cond)
         shift, scale = self.final_mod(F.silu(global_cond))[:, None].chunk(2, dim=-1)
