@@ -72,6 +72,15 @@ def for_corpus(params: Params, corpus: str | None) -> Params:
         raise ConfigError(f"corpora.{corpus}." + ".".join(str(p) for p in first["loc"]), first["msg"]) from exc
 
 
+def profile_params(params: Params, corpus: str) -> Params:
+    """``for_corpus`` for a partition named on the command line (``--corpus``): a corpus recipe or a
+    profile; any other name is a ConfigError listing them (a typo must not run with the defaults)."""
+    known = (*CORPORA, *params.corpora)
+    if corpus not in known:
+        raise ConfigError(corpus, f"unknown corpus partition (choose from {', '.join(known)})")
+    return for_corpus(params, corpus)
+
+
 def _merge(base: Any, over: Any) -> Any:
     if isinstance(base, dict) and isinstance(over, dict):
         return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}

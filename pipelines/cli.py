@@ -31,13 +31,21 @@ def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return result
 
 
-def _params(path: Path | None):
+def _params(path: Path | None, corpus: str | None = None):
+    """params.yaml, with the profile of ``corpus`` applied when one is named (``--corpus``)."""
     from imagintalk.config import load_params
+    from imagintalk.profiles import profile_params
 
-    return _run(load_params, path)
+    params = _run(load_params, path)
+    return params if corpus is None else _run(profile_params, params, corpus)
 
 
 ParamsOpt = typer.Option(None, "--params", help="params.yaml to read (default: the repo's).")
+# A corpus profile (params.yaml `corpora:`, e.g. lrs3_paper) is a recipe with its own sections; the
+# commands that read those sections take it by name, so a RayJob or a shell runs the same settings
+# as `python -m pipelines.run STAGE --corpus NAME` does.
+CorpusOpt = typer.Option(None, "--corpus", help="Corpus partition whose profile applies (params.yaml "
+                         "corpora:, e.g. lrs3_paper); default: params.yaml's sections as they are.")
 
 
 @app.command()
@@ -65,20 +73,21 @@ def ingest(
     """Parse a corpus into the typed manifest; bad files go to the quarantine table."""
     from pipelines.ingest import ingest_corpus
 
-    _run(ingest_corpus, corpus, raw_dir, out, params=_params(params))
+    _run(ingest_corpus, corpus, raw_dir, out, params=_params(params).for_corpus(corpus))
 
 
 @app.command()
 def tokenizers(
     manifest: Path = typer.Argument(..., help="Manifest parquet from `imagintalk ingest`."),
     out: Path = typer.Option(None, "--out", help="Directory (default: tokenizers/ beside the manifest)."),
+    corpus: str = CorpusOpt,
     params: Path = ParamsOpt,
 ) -> None:
     """Fit the unit tokenizer and the codec on the manifest's train split (before `shard`)."""
     from pipelines.shard import default_tokenizer_dir
     from pipelines.tokenizers import fit_codec, fit_unit_tokenizer
 
-    prm = _params(params)
+    prm = _params(params, corpus)
     out = out or default_tokenizer_dir(manifest)
     _run(fit_unit_tokenizer, manifest, out, prm)
     _run(fit_codec, manifest, out, prm)
@@ -91,37 +100,42 @@ def shard(
     workers: int = typer.Option(None, "--workers", help="Ray workers (default params.yaml)."),
     tokenizer_dir: str = typer.Option(None, "--tokenizers",
                                       help="Fitted tokenizers (default: tokenizers/ beside the manifest)."),
+    corpus: str = CorpusOpt,
     params: Path = ParamsOpt,
 ) -> None:
     """Preprocess clips into WebDataset shards (lip crops, identity, emotion, units, codes)."""
     from pipelines.shard import shard_manifest
 
-    _run(shard_manifest, manifest, out, workers=workers, params=_params(params), tokenizer_dir=tokenizer_dir)
+    _run(shard_manifest, manifest, out, workers=workers, params=_params(params, corpus), tokenizer_dir=tokenizer_dir)
 
 
 @app.command()
 def audit(
     target: str = typer.Argument(..., help="A manifest parquet or a shard root."),
     report: Path = typer.Option(None, "--report", help="Directory for GX data docs and JSON result."),
+    corpus: str = CorpusOpt,
     params: Path = ParamsOpt,
 ) -> None:
     """Run the Great Expectations suites; exit 1 when a blocking expectation fails."""
     from pipelines.audit import audit_target
 
-    _run(audit_target, target, report, params=_params(params))
+    _run(audit_target, target, report, params=_params(params, corpus))
 
 
 @app.command()
 def train(
     stage: str = typer.Argument(..., help=" | ".join(TRAIN_ORDER)),
     shards: str = typer.Option(..., "--shards", help="Shard root (local or s3://)."),
-    config: str = typer.Option("tiny", "--config", help="Model size: tiny | base | paper."),
+    config: str = typer.Option(None, "--config", help="Model size: tiny | base | paper.", show_default=False),
+    corpus: str = CorpusOpt,
     params: Path = ParamsOpt,
 ) -> None:
-    """Train one model stage on Ray Train and register it in MLflow."""
+    """Train one model stage on Ray Train and register it in MLflow. The model size is --config,
+    else the params' (or the --corpus profile's) pipeline.model_size."""
     from pipelines.train import train_stage
 
-    _run(train_stage, stage, shards, config=config, params=_params(params))
+    prm = _params(params, corpus)
+    _run(train_stage, stage, shards, config=config or prm.pipeline.model_size, params=prm)
 
 
 @app.command()
@@ -130,12 +144,14 @@ def evaluate(
     model: str = typer.Option("models:/imagintalk@challenger", "--model", help="Model URI."),
     split: str = typer.Option("test", "--split", help="test (unseen speakers; tags the version for the gate) "
                                                       "or val (to choose settings on; tags nothing)."),
+    corpus: str = typer.Option(None, "--corpus", help="Corpus partition whose profile applies; also the "
+                               "name the gate reads its floors under (default: the test clips' corpus)."),
     params: Path = ParamsOpt,
 ) -> None:
     """Evaluate a model on the unseen-speaker test split; log to MLflow; write an HTML report."""
     from pipelines.evaluate import evaluate_model
 
-    _run(evaluate_model, model, shards, params=_params(params), split=split)
+    _run(evaluate_model, model, shards, params=_params(params, corpus), split=split, corpus=corpus)
 
 
 @app.command()
