@@ -113,3 +113,25 @@ def test_warm_up_compiles_every_kernel_with_the_types_real_use_needs(tmp_path):
            "from imagintalk.preprocess.detector import Box; DlibFaceDetector().landmarks(g, Box(5, 5, 35, 35))")
     subprocess.run([sys.executable, "-c", use], env=env, check=True, timeout=300, cwd=Path(__file__).parent.parent)
     assert sorted(p.name for p in tmp_path.rglob("*.nbc")) == written  # nothing new compiled
+
+
+def test_a_fresh_process_reads_the_parsed_arrays_from_the_derived_cache(frames, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("IMAGINTALK_DERIVED_CACHE", str(tmp_path / "derived"))
+    model = face_recognition_models().pose_predictor_model_location()
+    rects = _rects(frames)[:4]
+    shape_predictor.cache_clear()  # as in a fresh process
+    try:
+        parsed = shape_predictor(model)
+        cached = list((tmp_path / "derived").glob("shape_predictor-*.npz"))
+        assert len(cached) == 1 and not list((tmp_path / "derived").glob("*.tmp*"))
+        shape_predictor.cache_clear()
+        reread = shape_predictor(model)
+        assert reread is not parsed
+        assert np.array_equal(reread.predict(frames[:4], rects), parsed.predict(frames[:4], rects))
+        cached[0].write_bytes(b"not an npz")  # a damaged cache is passed over, with a warning
+        shape_predictor.cache_clear()
+        again = shape_predictor(model)
+        assert np.array_equal(again.predict(frames[:4], rects), parsed.predict(frames[:4], rects))
+        assert "re-parsing" in caplog.text and str(cached[0]) in caplog.text
+    finally:
+        shape_predictor.cache_clear()

@@ -68,11 +68,19 @@ def face_recognition_models():
 
 
 @functools.cache
-def _dlib_hog_and_predictor():
+def _dlib_hog():
     import dlib
 
-    return (dlib.get_frontal_face_detector(),
-            dlib.shape_predictor(face_recognition_models().pose_predictor_model_location()))
+    return dlib.get_frontal_face_detector()
+
+
+@functools.cache
+def _dlib_predictor():
+    """dlib's own 68-point predictor: only for ``predictor_backend: dlib`` and colour frames (its
+    100 MB model takes ~0.3-0.5 s to load, a fixed cost of every fresh `speak`)."""
+    import dlib
+
+    return dlib.shape_predictor(face_recognition_models().pose_predictor_model_location())
 
 
 class DlibFaceDetector:
@@ -83,7 +91,7 @@ class DlibFaceDetector:
         if predictor not in ("numba", "dlib"):
             raise ConfigError("face.predictor_backend", f"unknown landmark predictor {predictor!r}")
         self.upsample = upsample
-        self._hog, self._predictor = _dlib_hog_and_predictor()
+        self._hog = _dlib_hog()
         self._compiled = None
         if predictor == "numba":
             from imagintalk.preprocess.shape_predictor import shape_predictor
@@ -101,7 +109,7 @@ class DlibFaceDetector:
             return self._compiled.predict(image[None], np.array([corners], np.float64))[0]
         import dlib
 
-        shape = self._predictor(np.ascontiguousarray(image), dlib.rectangle(*corners))
+        shape = _dlib_predictor()(np.ascontiguousarray(image), dlib.rectangle(*corners))
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
 
 

@@ -21,12 +21,18 @@ move a feature pixel by one at a rounding boundary), and the points can also be 
 
 The model file is dlib's serialisation of ``shape_predictor`` (version 1): the initial shape, the
 forests (splits idx1, idx2, thresh; leaf vectors), the anchor indices and deltas. Parsing its 16 M
-variable-length floats takes a compiled second; the arrays are then kept per process.
+variable-length floats takes a compiled second; the arrays are then kept per process, and on disk
+(``$IMAGINTALK_DERIVED_CACHE``, default ``~/.cache/imagintalk/derived``, keyed by the model file's
+path, size and modification time), so a fresh process — every `imagintalk speak`, every Ray
+worker — reads 70 MB of arrays instead of parsing the model again.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import logging
+import os
 from pathlib import Path
 
 import numba
@@ -35,6 +41,9 @@ import numpy as np
 from imagintalk.errors import ArtifactError
 
 N_POINTS = 68
+ARRAYS = ("initial", "idx1", "idx2", "thresh", "leaves", "anchor", "deltas")
+DERIVED_CACHE_ENV = "IMAGINTALK_DERIVED_CACHE"
+log = logging.getLogger(__name__)
 
 
 @numba.njit(cache=True)
@@ -230,6 +239,19 @@ class ShapePredictor:
                 or (self.anchor >= N_POINTS).any():
             raise ArtifactError(path, "inconsistent dlib shape predictor (sizes or indices out of range)")
 
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ShapePredictor:
+        """A predictor from arrays a parse produced (``ARRAYS``), shapes checked against each other."""
+        self = cls.__new__(cls)
+        for k in ARRAYS:
+            setattr(self, k, arrays[k])
+        c, t, n = self.idx1.shape
+        if (self.initial.shape != (2 * N_POINTS,) or self.idx2.shape != (c, t, n) or self.thresh.shape != (c, t, n)
+                or self.leaves.shape != (c, t, n + 1, 2 * N_POINTS) or self.anchor.shape[0] != c
+                or self.deltas.shape != (*self.anchor.shape, 2)):
+            raise ValueError("inconsistent shape predictor arrays")
+        return self
+
     def predict(self, gray: np.ndarray, rects: np.ndarray, whole_pixels: bool = True) -> np.ndarray:
         """B×68×2 float32 landmarks of the faces in ``rects`` (B×4 left, top, right, bottom; whole
         pixels as dlib's rectangles) on ``gray`` (B×H×W uint8 frames); rounded to whole pixels as
@@ -259,7 +281,37 @@ def warm_kernels() -> None:
              True)
 
 
+def derived_cache_dir() -> Path:
+    """Where arrays derived from packaged model files are kept between processes."""
+    return Path(os.environ.get(DERIVED_CACHE_ENV) or "~/.cache/imagintalk/derived").expanduser()
+
+
+def _cache_file(path: Path) -> Path:
+    st = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return derived_cache_dir() / f"shape_predictor-{key}.npz"
+
+
 @functools.cache
 def shape_predictor(path: str) -> ShapePredictor:
-    """The predictor of ``path``, parsed once per process."""
-    return ShapePredictor(path)
+    """The predictor of ``path``, parsed once per process, its arrays read from the derived cache
+    when an earlier process left them there (written there otherwise; a cache that cannot be
+    read or written is passed over: the model is parsed)."""
+    src = Path(path)
+    cached = _cache_file(src)
+    if cached.exists():
+        try:
+            with np.load(cached) as z:
+                arrays = {k: np.ascontiguousarray(z[k]) for k in ARRAYS}
+            return ShapePredictor.from_arrays(arrays)
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("re-parsing %s: its cached arrays %s are unreadable (%s)", src, cached, exc)
+    predictor = ShapePredictor(src)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **{k: getattr(predictor, k) for k in ARRAYS})
+        os.replace(tmp, cached)  # whole or not at all: a reader never sees a partial file
+    except OSError as exc:
+        log.debug("not caching the parsed %s (%s)", src, exc)
+    return predictor
