@@ -24,12 +24,10 @@ import torch
 import torchaudio
 import typer.main
 import yaml
-from pretrained_support import TINY_WAV2VEC2
+from pretrained_support import TINY_AUTO_AVSR, TINY_WAV2VEC2, save_auto_avsr_zoo_file
 from sample_media import write_talking_clip
 from test_dac_codec import SMALL as DAC_SMALL
 from test_eval_asr import JUDGE_CONFIG
-from test_visual_encoder import TINY as AVSR_TINY
-from test_visual_encoder import _save as save_zoo_file
 from typer.testing import CliRunner
 
 from imagintalk.config import Params, load_params
@@ -154,12 +152,12 @@ def _tiny_weights(root: Path) -> dict[str, tuple[Path, dict]]:
     torch.save(torchaudio.models.wav2vec2_model(**TINY_WAV2VEC2, aux_num_out=32).state_dict(), asr)
     sync = root / "syncnet_v2.model"
     torch.save(SyncNet().state_dict(), sync)
-    avsr = save_zoo_file(AutoAVSRVisualEncoder(AutoAVSRConfig(**AVSR_TINY)).eval(), root / "vsr.pth")
+    avsr = save_auto_avsr_zoo_file(AutoAVSRVisualEncoder(AutoAVSRConfig(**TINY_AUTO_AVSR)).eval(), root / "vsr.pth")
     dac = save_dac(DAC(**dac_kwargs(DAC_SMALL)), root / "dac.pth")
     w2v = "torchaudio.models.wav2vec2_model"
     return {"hubert-base-ls960": (hubert, {"architecture": w2v, "config": HUBERT_TINY}),
             "wav2vec2-asr-base-960h": (asr, {"architecture": w2v, "config": JUDGE_CONFIG}),
-            "syncnet-v2": (sync, {}), "auto-avsr-vsr-lrs3-base": (avsr, {"config": AVSR_TINY}),
+            "syncnet-v2": (sync, {}), "auto-avsr-vsr-lrs3-base": (avsr, {"config": TINY_AUTO_AVSR}),
             "dac-16khz": (dac, {"config": DAC_SMALL})}
 
 

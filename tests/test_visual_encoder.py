@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from pretrained_support import TINY_AUTO_AVSR, save_auto_avsr_zoo_file
 from typer.testing import CliRunner
 
 from imagintalk.config import Params
@@ -35,8 +36,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 NAME = "auto-avsr-tiny"
 FILE = "vsr_tiny.pth"
-TINY = {"adim": 32, "aheads": 4, "eunits": 64, "elayers": 2, "cnn_module_kernel": 5,
-        "stem_channels": 8, "trunk_widths": [8, 16, 32, 64]}
+TINY = TINY_AUTO_AVSR
 
 # name → shape for the base VSR model (adim 768, 12 heads, 3072 units, 12 blocks, kernel 31;
 # Conv3dResNet: 64-channel stem, ResNet-18 widths 64/128/256/512)
@@ -77,17 +77,9 @@ def source() -> AutoAVSRVisualEncoder:
     return model.eval()
 
 
-def _save(model: AutoAVSRVisualEncoder, path: Path, legacy: bool = False) -> Path:
-    """The zoo file: the whole E2E model's flat state dict (the text heads are ignored on load)."""
-    heads = {"decoder.embed.0.weight": torch.zeros(11, 32), "decoder.output_layer.bias": torch.zeros(11),
-             "ctc.ctc_lo.weight": torch.zeros(11, 32)}
-    torch.save({**upstream_state_dict(model, legacy=legacy), **heads}, path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory, source) -> Path:
-    return _save(source, tmp_path_factory.mktemp("served") / FILE)
+    return save_auto_avsr_zoo_file(source, tmp_path_factory.mktemp("served") / FILE)
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +124,7 @@ def test_a_tiny_checkpoint_in_the_upstream_format_loads_and_encodes_each_frame(s
     loaded = load_auto_avsr(weights, cfg)
     for k, v in source.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
-    legacy = load_auto_avsr(_save(source, tmp_path / "legacy.pth", legacy=True), cfg)
+    legacy = load_auto_avsr(save_auto_avsr_zoo_file(source, tmp_path / "legacy.pth", legacy=True), cfg)
     assert all(torch.equal(legacy.state_dict()[k], v) for k, v in source.state_dict().items())
     g = torch.Generator().manual_seed(1)
     lips = torch.rand(2, 12, 88, 88, generator=g)
