@@ -21,9 +21,9 @@ from imagintalk.eval_config import GateMetric as GateMetric  # re-exported: call
 from imagintalk.eval_config import MetricFloor as MetricFloor
 from imagintalk.face_config import FaceConfig as FaceConfig  # re-exported likewise
 from imagintalk.lip_aligner_config import LipAlignerParams as LipAlignerParams  # re-exported likewise
+from imagintalk.pretrained_config import DEFAULT_SPEAKER_ENCODER, PretrainedConfig
 from imagintalk.pretrained_config import ComponentKind as ComponentKind  # re-exported likewise
 from imagintalk.pretrained_config import ComponentSpec as ComponentSpec
-from imagintalk.pretrained_config import PretrainedConfig
 from imagintalk.sections import Section
 
 PARAMS_ENV = "IMAGINTALK_PARAMS"
@@ -163,6 +163,9 @@ class ShardConfig(Section):
     # worker at a time, so parallelism comes from workers; the same count in-process and on Ray
     # also keeps floating-point reductions, hence the shard bytes, identical.
     worker_threads: int = Field(1, ge=1)
+    # the speaker encoder of every clip's speaker.npy (the face-style adapter's target): a
+    # speaker_encoder of the pretrained catalogue (resemblyzer's GE2E, imagintalk/features/speaker.py)
+    speaker_encoder: str = Field(DEFAULT_SPEAKER_ENCODER, pattern=r"^[a-z0-9][a-z0-9._-]*$")
 
 
 class LoaderConfig(Section):

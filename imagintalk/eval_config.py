@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
+from imagintalk.pretrained_config import DEFAULT_NATURALNESS_JUDGE, DEFAULT_SPEAKER_ENCODER
 from imagintalk.sections import Section
 
 
@@ -93,6 +94,12 @@ class EvalConfig(Section):
     # catalogue (syncnet-v2), or null (LSE reported as not computed; sync_conf, our own mouth-energy
     # correlation, is always there)
     sync_judge: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    # the speaker judge of speaker_sim and its floor/ceiling: a speaker_encoder of the catalogue
+    # (imagintalk/features/speaker.py); the naturalness judge of dnsmos_p808: a naturalness_judge
+    # (imagintalk/eval/naturalness.py). Always on; a name that is not usable is a ConfigError and
+    # weights not available an ArtifactError, before anything is generated
+    speaker_judge: str = Field(DEFAULT_SPEAKER_ENCODER, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    naturalness_judge: str = Field(DEFAULT_NATURALNESS_JUDGE, pattern=r"^[a-z0-9][a-z0-9._-]*$")
 
     @field_validator("ladder", "ablations")
     @classmethod

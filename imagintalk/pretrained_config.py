@@ -13,6 +13,10 @@ from imagintalk.sections import Section
 
 ComponentKind = Literal["unit_extractor", "codec", "visual_encoder", "asr_judge", "speaker_encoder",
                         "naturalness_judge", "sync_judge"]
+# the catalogue entries the always-on judges and the shards' speaker embedding default to: the copies
+# that ship in the resemblyzer and speechmos wheels (imagintalk/pretrained/catalog.py)
+DEFAULT_SPEAKER_ENCODER = "resemblyzer-ge2e"
+DEFAULT_NATURALNESS_JUDGE = "dnsmos-p808"
 
 
 class ComponentSpec(Section):

@@ -9,7 +9,10 @@ with ``eval.<metric>`` and ``eval.<variant>.<metric>`` (what the promotion gate 
 read) and writes metrics.json/metrics.md and an HTML report to listen to.
 
 WER and CER come from the ASR judge ``eval.asr`` names (imagintalk/eval/intelligibility.py), LSE-C
-and LSE-D from the lip-sync judge ``eval.sync_judge`` names (imagintalk/eval/sync.py). A
+and LSE-D from the lip-sync judge ``eval.sync_judge`` names (imagintalk/eval/sync.py), speaker
+similarity and DNSMOS from the judges ``eval.speaker_judge`` and ``eval.naturalness_judge`` name
+(imagintalk/features/speaker.py, imagintalk/eval/naturalness.py; always on, by default the copies
+in the resemblyzer and speechmos wheels). A
 metric that could not be computed (no judge, weights not pulled, no gradable transcript) is
 reported with its reason in the report, as the run's ``missing.<metric>`` tag and as the version's
 ``eval.missing.<metric>`` tag, which the gate quotes when a floor needs it.
@@ -121,9 +124,11 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
 
     from imagintalk.eval import intelligibility
     from imagintalk.eval.ladder import clips_from_batch, render_batch, variants_for
+    from imagintalk.eval.naturalness import load_naturalness_judge
     from imagintalk.eval.report import write_report
     from imagintalk.eval.scoring import References, score_variant, speaker_sim_range
     from imagintalk.eval.sync import choose_sync, lse_rows
+    from imagintalk.features.speaker import load_speaker_encoder
     from imagintalk.models.expression import ExpressionScore
     from imagintalk.registry import tracking
     from imagintalk.registry.gate import EVAL_DATA_TAG, EVAL_PREFIX, MISSING_PREFIX
@@ -133,6 +138,9 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
     ecfg = params.eval
     asr = intelligibility.choose_asr(params)  # a bad eval.asr fails here, before anything is generated
     sync = choose_sync(params)                # likewise eval.sync_judge
+    # the always-on judges, by name: a bad name or weights not available fail here too
+    speaker_judge = load_speaker_encoder(ecfg.speaker_judge, params, "eval.speaker_judge")
+    naturalness = load_naturalness_judge(ecfg.naturalness_judge, params)
     uri = _resolve(model)
     data = tracking.read_data_version(shards, params.storage)
     net = Speaker(uri, params).pyfunc.model
@@ -153,8 +161,8 @@ def evaluate_model(model: str = "models:/imagintalk@challenger", shards: str = "
             rendered[v] += outs
     if not clips:
         raise DataError(shards, f"no {split} split in the shards (the unseen-speaker protocol needs one)")
-    refs = References(clips)
-    rows = {v: score_variant(clips, rendered[v], refs, emotion_judge, asr.judge)
+    refs = References(clips, speaker_judge)
+    rows = {v: score_variant(clips, rendered[v], refs, emotion_judge, asr.judge, naturalness)
             for v in tqdm(variants, desc="evaluate: judge", unit="variant")}
     lse, no_lse = lse_rows(sync, clips, rendered, metas, params)
     for v, extra in lse.items():

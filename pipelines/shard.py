@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from imagintalk import storage
-from imagintalk.config import Params, load_params
+from imagintalk.config import DEFAULT_SPEAKER_ENCODER, Params, load_params
 from imagintalk.conventions import SHARD_TOKENIZER_DIR
 from imagintalk.corpora.manifest import ManifestRow, read_manifest
 from imagintalk.errors import ArtifactError, ConfigError, DataError
@@ -77,8 +77,11 @@ class ShardSummary:
 
 def params_hash(params: Params) -> str:
     sections = {s: getattr(params, s).model_dump(mode="json") for s in SHARD_PARAM_SECTIONS}
-    if params.codec.component is None:  # added after shards existed: unset, their hash (and reruns) hold
+    # settings added after shards existed: at their default the hash of those shards (and reruns) hold
+    if params.codec.component is None:
         del sections["codec"]["component"]
+    if params.shards.speaker_encoder == DEFAULT_SPEAKER_ENCODER:
+        del sections["shards"]["speaker_encoder"]
     return sha256_json(sections)
 
 

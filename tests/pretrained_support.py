@@ -1,13 +1,14 @@
 """Weights for the pretrained-component tests, made here rather than downloaded: tiny
-architectures in their upstream file layouts.
+architectures in their upstream file layouts, and catalogue entries that copy a built-in one.
 
 Not a test module (no ``test_`` prefix); imported by the tests of the catalogue's components
-(tests/test_eval_asr.py, test_visual_encoder.py, test_lrs3_recipe.py, ...).
+(tests/test_eval_asr.py, test_visual_encoder.py, test_judges_by_name.py, test_lrs3_recipe.py, ...).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,3 +36,11 @@ def save_auto_avsr_zoo_file(model, path: Path, legacy: bool = False) -> Path:
     torch.save({**upstream_state_dict(model, legacy=legacy), **heads}, path)
     return path
 
+
+def mirror_entry(of: str) -> dict[str, Any]:
+    """The built-in catalogue entry ``of`` as a ``pretrained.components`` entry, to add under another
+    name: the same kind, architecture, hash and bundled file (the component is the same weights)."""
+    from imagintalk.pretrained.catalog import BUILTIN
+
+    fields = BUILTIN[of].model_dump(exclude={"name", "filename"}, exclude_none=True)
+    return {k: v for k, v in fields.items() if v != {}}

@@ -73,10 +73,12 @@ def test_the_profile_is_lrs3_with_the_papers_components_each_catalogued_as_its_k
     named = {p.tokenizer.checkpoint: "unit_extractor", p.codec.component: "codec",
              p.lip_aligner.visual_encoder: "visual_encoder", p.eval.asr: "asr_judge",
              p.eval.sync_judge: "sync_judge",
-             # always on, from the wheels: naturalness (DNSMOS) and the speaker judge (GE2E)
-             "dnsmos-p808": "naturalness_judge", "resemblyzer-ge2e": "speaker_encoder"}
+             # always on, by default the copies in the wheels: naturalness (DNSMOS) and the speaker judge
+             # (GE2E), which also embeds the shards' speaker targets
+             p.eval.naturalness_judge: "naturalness_judge", p.eval.speaker_judge: "speaker_encoder",
+             p.shards.speaker_encoder: "speaker_encoder"}
     assert {name: known[name].kind for name in named} == named
-    assert known["dnsmos-p808"].bundled and known["resemblyzer-ge2e"].bundled
+    assert known[p.eval.naturalness_judge].bundled and known[p.shards.speaker_encoder].bundled
     assert recipe_of(base, PROFILE) == "lrs3" and p.pipeline.model_size == "paper"
     # lip2speech-unit's units; the follow-up's full 12 x 1024 codec; the encoder frozen
     assert (p.tokenizer.features, p.tokenizer.layer, p.tokenizer.k, p.tokenizer.normalize) == ("hubert", 6, 200, "none")

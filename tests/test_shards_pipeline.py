@@ -117,6 +117,29 @@ def test_same_manifest_params_and_seed_give_same_content_hash(first_run, manifes
     assert (tmp_path / "b/index.json").read_bytes() == (out / "index.json").read_bytes()
 
 
+def test_speaker_npy_comes_from_the_encoder_shards_speaker_encoder_names(first_run, manifest, params, tmp_path):
+    """Another catalogue name for the same GE2E weights gives a clip the same speaker.npy as the
+    default's (the shard step's own processor, the one every worker builds)."""
+    from pretrained_support import mirror_entry
+
+    from imagintalk.corpora.manifest import read_manifest
+    from imagintalk.shards.process import ClipProcessor, read_tokenizer_blobs
+    from pipelines.shard import default_tokenizer_dir
+
+    out, _ = first_run
+    mirrored = params.model_validate({**params.model_dump(), "shards": {**params.shards.model_dump(),
+                                                                        "speaker_encoder": "ge2e-mirror"},
+                                      "pretrained": {"cache_dir": str(tmp_path / "cache"),
+                                                     "components": {"ge2e-mirror": mirror_entry("resemblyzer-ge2e")}}})
+    processor = ClipProcessor(mirrored, read_tokenizer_blobs(default_tokenizer_dir(manifest)))
+    assert processor.speaker.name == "ge2e-mirror"
+    row = next(r for r in read_manifest(manifest) if r.split == "test")
+    sample = processor(row).sample
+    (shard,) = (out / "synthtalk/test").glob("*.tar")
+    (shipped,) = list(wds.WebDataset(str(shard), shardshuffle=False))
+    assert sample["speaker.npy"] == shipped["speaker.npy"]
+
+
 @pytest.mark.ray
 def test_ray_workers_write_the_same_shards_to_s3_and_the_loader_reads_them(first_run, manifest, params):
     """One Ray session (start-up ~30 s): two Ray Data workers, output on S3 (moto), same content."""

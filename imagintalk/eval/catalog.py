@@ -24,6 +24,8 @@ class MetricInfo:
 ASR_JUDGE = "the ASR judge named by eval.asr (grid: pocketsphinx constrained by the GRID grammar)"
 ASR_METRICS: tuple[str, ...] = ("wer", "cer")   # what the ASR judge's transcripts are scored by
 SYNC_METRICS: tuple[str, ...] = ("lse_c", "lse_d")  # what the lip-sync judge (eval.sync_judge) gives
+SPEAKER_JUDGE = "the speaker encoder named by eval.speaker_judge (resemblyzer-ge2e: resemblyzer's GE2E)"
+NATURALNESS_JUDGE = "the DNSMOS P.808 model named by eval.naturalness_judge (dnsmos-p808: speechmos's onnx)"
 METRICS: dict[str, MetricInfo] = {
     # the judge is eval.asr's (imagintalk/eval/intelligibility.py); the report names the one that ran
     "wer": MetricInfo("word error rate of the recognised words against the clip's transcript (both lower-cased, "
@@ -36,9 +38,9 @@ METRICS: dict[str, MetricInfo] = {
     "stoi": MetricInfo("short-time objective intelligibility against the real audio (0-1)", "pystoi", True),
     "estoi": MetricInfo("extended STOI, sensitive to modulated noise (0-1)", "pystoi", True),
     "speaker_sim": MetricInfo("cosine similarity of the voice to the real speaker's voice (read it between "
-                              "the judge's floor and ceiling)", "resemblyzer GE2E speaker encoder", True),
+                              "the judge's floor and ceiling)", SPEAKER_JUDGE, True),
     "dnsmos_p808": MetricInfo("predicted listener naturalness score, 1-5 (ITU-T P.808)",
-                              "DNSMOS P.808 (speechmos, bundled onnx)", True),
+                              NATURALNESS_JUDGE, True),
     "dnsmos_ovrl": MetricInfo("predicted overall quality, 1-5 (P.835 OVRL)", "DNSMOS P.835 (speechmos)", True),
     "f0_rmse": MetricInfo("pitch error (Hz) on frames voiced in both", "librosa pYIN", False),
     "f0_corr": MetricInfo("correlation of the pitch contours", "librosa pYIN", True),
@@ -54,9 +56,9 @@ METRICS: dict[str, MetricInfo] = {
     "emotion_acc": MetricInfo("accuracy of the emotion heard against the clip's label",
                               "speech-emotion classifier fitted on ground-truth training audio", True),
     "speaker_sim_floor": MetricInfo("the judge's floor: ground truth against a different test speaker's ground "
-                                    "truth", "resemblyzer GE2E speaker encoder", None),
+                                    "truth", SPEAKER_JUDGE, None),
     "speaker_sim_ceiling": MetricInfo("the judge's ceiling: two clips of the same speaker",
-                                      "resemblyzer GE2E speaker encoder", None),
+                                      SPEAKER_JUDGE, None),
 }
 
 # The oracle ladder, most oracle first; `full` is always evaluated (the gate reads it).

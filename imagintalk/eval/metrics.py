@@ -1,6 +1,7 @@
 """Offline metric functions (DESIGN.md §6). Each takes arrays, returns floats: pure and testable.
 
-Judges that need a model (pocketsphinx, resemblyzer) load bundled weights once per process.
+Judges that need a model (pocketsphinx, resemblyzer, DNSMOS) load their weights once per process;
+the speaker and naturalness judges are catalogue components chosen in params (their modules).
 """
 
 from __future__ import annotations
@@ -148,17 +149,9 @@ def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-8)
 
 
-def dnsmos(audio: np.ndarray, sr: int = 16000) -> tuple[float, float]:
-    """(DNSMOS P.808, DNSMOS P.835 OVRL), 1-5, from the onnx models bundled in the ``speechmos`` wheel.
-    A clip shorter than the model's 9.01 s window is looped to fill it, as DNSMOS does, but to exactly
-    one window (speechmos doubles it and then scores every 1 s hop of the copies: same audio, 7× the time)."""
-    from speechmos import dnsmos as _dnsmos
+def dnsmos(audio: np.ndarray, sr: int = 16000, judge=None) -> tuple[float, float]:
+    """(DNSMOS P.808, DNSMOS P.835 OVRL), 1-5, of ``judge`` (imagintalk/eval/naturalness.py; default:
+    the one ``eval.naturalness_judge`` names, the onnx models of the ``speechmos`` wheel). NaN for silence."""
+    from imagintalk.eval.naturalness import default_naturalness_judge
 
-    x = np.clip(np.nan_to_num(np.asarray(audio, np.float32)), -1.0, 1.0)
-    if len(x) < sr // 10 or not np.any(x):
-        return float("nan"), float("nan")
-    window = int(_dnsmos.INPUT_LENGTH * sr)
-    if len(x) < window:
-        x = np.tile(x, -(-window // len(x)))[:window]
-    out = _dnsmos.run(x, sr)
-    return float(out["p808_mos"]), float(out["ovrl_mos"])
+    return (judge or default_naturalness_judge()).score(audio, sr)

@@ -17,14 +17,16 @@ from imagintalk.eval.ladder import Clip, Rendered
 
 class References:
     """What the judges extract from the ground truth, once for every variant: speaker embeddings
-    (also the judge range) and F0 tracks."""
+    (also the judge range) and F0 tracks. ``speaker``: the speaker judge (eval.speaker_judge;
+    default the shards' encoder), the same for every variant."""
 
-    def __init__(self, clips: Sequence[Clip]):
-        self.vectors = [M.speaker_embedding(c.audio) for c in clips]
+    def __init__(self, clips: Sequence[Clip], speaker=None):
+        self.speaker = speaker
+        self.vectors = [M.speaker_embedding(c.audio, encoder=speaker) for c in clips]
         self.f0 = [M.f0_track(c.audio) for c in clips]
 
     def similarity(self, i: int, audio: np.ndarray) -> float:
-        return M.cosine(self.vectors[i], M.speaker_embedding(audio))
+        return M.cosine(self.vectors[i], M.speaker_embedding(audio, encoder=self.speaker))
 
 
 def _mean(values: list[float]) -> float:
@@ -33,9 +35,10 @@ def _mean(values: list[float]) -> float:
 
 
 def score_variant(clips: Sequence[Clip], rendered: Sequence[Rendered], refs: References,
-                  emotion_judge=None, asr=None) -> dict[str, float]:
+                  emotion_judge=None, asr=None, naturalness=None) -> dict[str, float]:
     """The metrics of catalog.METRICS (those that apply) averaged over the clips; WER and CER
-    (corpus-level) where ``asr`` (imagintalk/eval/intelligibility.py) grades the transcripts."""
+    (corpus-level) where ``asr`` (imagintalk/eval/intelligibility.py) grades the transcripts; DNSMOS
+    of ``naturalness`` (imagintalk/eval/naturalness.py; default eval.naturalness_judge's)."""
     from imagintalk.eval import intelligibility
 
     cols: dict[str, list[float]] = {k: [] for k in ("mcd", "stoi", "estoi", "speaker_sim", "dnsmos_p808",
@@ -48,7 +51,7 @@ def score_variant(clips: Sequence[Clip], rendered: Sequence[Rendered], refs: Ref
         cols["stoi"].append(s)
         cols["estoi"].append(e)
         cols["speaker_sim"].append(refs.similarity(i, r.audio))
-        p808, ovrl = M.dnsmos(r.audio)
+        p808, ovrl = M.dnsmos(r.audio, judge=naturalness)
         cols["dnsmos_p808"].append(p808)
         cols["dnsmos_ovrl"].append(ovrl)
         rmse, corr = M.f0_compare(refs.f0[i], M.f0_track(r.audio))

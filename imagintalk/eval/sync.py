@@ -200,18 +200,13 @@ NO_JUDGE = ("no lip-sync judge configured (set eval.sync_judge to a sync_judge c
 def choose_sync(params) -> SyncChoice:
     """The judge of ``params.eval.sync_judge``, loaded; weights that are missing or do not load give
     a reason (LSE reported as not computed), a name that is no sync judge a ConfigError."""
-    from imagintalk.errors import ArtifactError, ConfigError, StorageError
-    from imagintalk.pretrained import catalogue, resolve
+    from imagintalk.errors import ArtifactError, StorageError
+    from imagintalk.pretrained import component_of_kind, resolve
 
     setting = params.eval.sync_judge
     if setting is None:
         return SyncChoice(None, reason=NO_JUDGE)
-    known = catalogue(params)
-    judges = ", ".join(n for n, c in known.items() if c.kind == "sync_judge")
-    comp = known.get(setting)
-    if comp is None or comp.kind != "sync_judge":
-        what = "not a pretrained component" if comp is None else f"a {comp.kind}"
-        raise ConfigError("eval.sync_judge", f"{setting} is {what}, not a sync_judge (judges: {judges})")
+    component_of_kind("eval.sync_judge", setting, "sync_judge", params)
     try:
         path = resolve(setting, params=params)
     except (ArtifactError, StorageError) as exc:

@@ -4,6 +4,7 @@
 by name. ``imagintalk models pull|list|publish`` is the command line."""
 
 from imagintalk.pretrained.cache import cache_root, publish, pull, resolve
-from imagintalk.pretrained.catalog import Component, catalogue, component, with_component
+from imagintalk.pretrained.catalog import Component, catalogue, component, component_of_kind, with_component
 
-__all__ = ["Component", "cache_root", "catalogue", "component", "publish", "pull", "resolve", "with_component"]
+__all__ = ["Component", "cache_root", "catalogue", "component", "component_of_kind", "publish", "pull", "resolve",
+           "with_component"]

@@ -148,6 +148,20 @@ def component(name: str, params: Params | None = None) -> Component:
     return known[name]
 
 
+def component_of_kind(setting: str, name: str, kind: str, params: Params | None = None) -> Component:
+    """The entry ``name`` that params field ``setting`` (``eval.sync_judge``, ...) names, when it is
+    a ``kind``: every field that selects a component by name refuses a wrong one in the same one
+    line, naming the field and the known components of that kind."""
+    known = catalogue(params)
+    comp = known.get(name)
+    if comp is None or comp.kind != kind:
+        what = "not a pretrained component" if comp is None else f"a {comp.kind}"
+        of_kind = ", ".join(n for n, c in known.items() if c.kind == kind) or "none"
+        raise ConfigError(setting, f"{name} is {what}, not a {kind} (known {kind} components: {of_kind}; "
+                                   "add one under pretrained.components in params.yaml)")
+    return comp
+
+
 def with_component(params: Params, name: str, source: dict[str, Any]) -> Params:
     """``params`` whose catalogue knows ``name``: as is when it does, else with ``source`` (a
     recorded catalogue entry, e.g. in a model's config) added, so a machine whose params do not

@@ -106,12 +106,13 @@ class ClipProcessor:
     """Callable: ``ManifestRow`` → :class:`ClipOutcome`. Loads the tokenizers and the speaker encoder once."""
 
     def __init__(self, params: Params, tokenizer_blobs: dict[str, bytes]):
-        from imagintalk.features.speaker import speaker_encoder
+        from imagintalk.features.speaker import load_speaker_encoder
         from imagintalk.tokenizers.locate import load_codec
         from imagintalk.tokenizers.units import UnitTokenizer
 
         self.params = params
-        speaker_encoder()  # loaded once per worker process (cached), not per clip
+        # loaded once per worker process (cached), not per clip; resolved by name like the codec
+        self.speaker = load_speaker_encoder(params.shards.speaker_encoder, params)
         with tempfile.TemporaryDirectory(prefix="imagintalk-tok-") as tmp:
             for name, data in tokenizer_blobs.items():
                 (Path(tmp) / name).write_bytes(data)
@@ -136,11 +137,10 @@ class ClipProcessor:
                                reason=f"{row.video_path}: {exc.__class__.__name__}: {exc}")
 
     def _process(self, row: ManifestRow) -> ClipOutcome:
-        from imagintalk.features.speaker import speaker_embedding
         from imagintalk.preprocess.clip import preprocess_clip
 
         feats = preprocess_clip(row, self.params)
-        speaker = speaker_embedding(feats.audio, self.params.media.sample_rate)
+        speaker = self.speaker.embed(feats.audio, self.params.media.sample_rate)
         units = self.units.encode(feats.audio)
         codes = self.codec.encode_clip(feats.audio, feats.mel, self.params.media.sample_rate)
         n_frames = int(feats.lips.shape[0])
