@@ -96,3 +96,20 @@ def synthtalk_shards(synthtalk_manifest, synthtalk_params) -> str:
     summary = shard_manifest(synthtalk_manifest, str(out), workers=1, params=synthtalk_params)
     assert summary.clips_ok == N_CLIPS, summary.summary_line()
     return str(out)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray for a module's Ray Train tests (start-up costs seconds per init), shut down
+    after the module: the shard step takes Ray whenever it is up, so a later module's in-process
+    shard runs would otherwise change path."""
+    import ray
+    from train_support import tiny_params
+
+    from imagintalk.train.placement import ensure_ray
+
+    started = not ray.is_initialized()
+    ensure_ray(tiny_params())
+    yield
+    if started:
+        ray.shutdown()

@@ -7,9 +7,11 @@ reports WER, CER, naturalness and lip sync with the profile's judges.
 Every component is the real architecture at a tiny width (the sizes, and the zoo-file writer, of
 its own test module), saved in its upstream file format with random weights and pulled into a
 temporary cache under the catalogue name the profile uses: only the entry's architecture size and
-hash are overridden, as a mirror would be. SyncNet keeps its real size (it has no other). The
-model is the ``tiny`` preset registered untrained (as tests/test_evaluate.py does): training a
-model on five clips would tell nothing and cost minutes.
+hash are overridden, as a mirror would be. SyncNet keeps its real size (it has no other); the
+speaker encoder and the naturalness judge are the real ones, which ship in their wheels. The fast
+evaluation test registers the ``tiny`` preset untrained (as tests/test_evaluate.py does); the slow
+one trains every stage the profile trains for a few steps on Ray Train, from the same shards, and
+registers, speaks and evaluates that model: what a user runs, at CI size.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ from typer.testing import CliRunner
 from imagintalk.config import Params, load_params
 from imagintalk.eval.catalog import ASR_METRICS, SYNC_METRICS
 from imagintalk.eval.sync import SyncNet
-from imagintalk.models.auto_avsr import AutoAVSRConfig, AutoAVSRVisualEncoder
+from imagintalk.models.auto_avsr import AutoAVSRConfig, AutoAVSRVisualEncoder, load_auto_avsr
 from imagintalk.models.config import model_config
 from imagintalk.models.dac import DAC, dac_kwargs, save_dac
-from imagintalk.pretrained import catalogue, pull
+from imagintalk.pretrained import catalogue, pull, resolve
 from imagintalk.pretrained.cache import CACHE_ENV
 from imagintalk.profiles import recipe_of
+from imagintalk.train.graph import ORDER
 from pipelines.cli import app
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -49,10 +52,17 @@ CLI = typer.main.get_command(app)
 # the HuBERT stand-in keeps the profile's layer 6 (6 blocks, 32 wide); no CTC head, as HuBERT Base
 HUBERT_TINY = {**TINY_WAV2VEC2, "encoder_num_layers": 6, "aux_num_out": None}
 # CI sizes swapped into the profile: K=200 needs far more frames than five short clips have; the
-# evaluation judges the real audio and the full model only (the other rungs are tests/test_evaluate.py's)
+# evaluation judges the real audio and the full model only (the other rungs are tests/test_evaluate.py's);
+# training: the tiny preset, a few steps per stage, one CPU rank (DDP is tests/test_train.py's)
+TRAIN_STEPS = 2
 CI_PROFILE = {"tokenizer": {"k": 8}, "ingest": {"workers": 1, "val_fraction": 0.0},
               "shards": {"workers": 1, "samples_per_shard": 4},
-              "eval": {"report_clips": 1, "ladder": ["ground_truth"], "ablations": []}}
+              "eval": {"report_clips": 1, "ladder": ["ground_truth"], "ablations": []},
+              "pipeline": {"model_size": "tiny"}, "loader": {"batch_size": 2, "num_workers": 0, "shuffle_buffer": 4},
+              "train": {"num_workers": 1, "cpus_per_worker": 1, "use_gpu": "false", "max_steps": TRAIN_STEPS,
+                        # every stage named: the base params' own per-stage steps would apply otherwise
+                        "stage_steps": dict.fromkeys(ORDER, TRAIN_STEPS), "checkpoint_every": TRAIN_STEPS,
+                        "warmup_steps": 1, "log_every": 1, "val_batches": 1}}
 # LRS3's layout: subset/YouTube id/clip number; the test speakers are unseen (their own folder)
 CLIPS = [("trainval", "aYBJayS6mTY", "00001", "astronaut", "bin blue at f two now"),
          ("trainval", "aYBJayS6mTY", "00002", "astronaut", "lay green by d one soon"),
@@ -192,7 +202,11 @@ def _lrs3_tree(raw: Path) -> None:
 @pytest.fixture(scope="module")
 def recipe_run(tmp_path_factory):
     """The fixture corpus through raw_corpus → ingest → audit → tokenizers → shard → audit, each by
-    ``run_stage(..., "lrs3_paper")`` (DVC's and Dagster's call), the components pulled by name."""
+    ``run_stage(..., "lrs3_paper")`` (DVC's and Dagster's call), the components pulled by name.
+    Then, for the module's tests, the pulled components are this machine's cache
+    ($IMAGINTALK_PRETRAINED_CACHE): what builds a stage without these params (a Ray worker, the
+    registry's loads) finds them there, as on a machine where they were pulled. Set before a test
+    starts Ray, so that its workers inherit it."""
     from pipelines.registry import run_stage, stage_paths
 
     root = tmp_path_factory.mktemp("lrs3")
@@ -207,6 +221,7 @@ def recipe_run(tmp_path_factory):
         _lrs3_tree(Path(paths["raw_dir"]))
         done = {s: run_stage(s, PROFILE, params) for s in ("raw_corpus", "ingest", "audit_manifest",
                                                             "fit_unit_tokenizer", "fit_codec", "shard", "audit_shards")}
+        mp.setenv(CACHE_ENV, params.pretrained.cache_dir)
         yield params, paths, done
 
 
@@ -244,10 +259,7 @@ def test_evaluation_reports_wer_cer_naturalness_and_sync_with_the_profiles_judge
     params, paths, _ = recipe_run
     p = params.for_corpus(PROFILE)
     audit = Path(paths["reports"]) / "audit_shards"
-    with pytest.MonkeyPatch.context() as mp, tracking_store(tmp_path) as uri:
-        # what builds a stage without these params (the registry's loads) finds the components in
-        # the machine's cache, as a worker does
-        mp.setenv(CACHE_ENV, p.pretrained.cache_dir)
+    with tracking_store(tmp_path) as uri:
         c = tracking.client(uri)
         data = tracking.read_data_version(paths["shards"])
         uris = register_untrained_stages(c, model_config("tiny", p), data)
@@ -266,3 +278,47 @@ def test_evaluation_reports_wer_cer_naturalness_and_sync_with_the_profiles_judge
     assert saved["meta"]["corpus"] == PROFILE and saved["missing"] == {}
     # the gate reads the profile's floors: an untrained model does not reach the field's WER
     assert not decision.promoted and f"below the floors of {PROFILE}" in decision.reason
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_every_stage_trains_on_the_lrs3_shards_and_the_model_speaks_and_is_judged_by_every_judge(
+        recipe_run, ray_session, tmp_path):   # recipe_run first: Ray's workers inherit its cache
+    """The rest of the recipe on the same shards, each step by ``run_stage(..., "lrs3_paper")``:
+    every stage the profile trains (the vocoder is skipped under the DAC codec; the lip aligner on
+    the frozen auto_avsr encoder) on Ray Train, the composite registered, one fixture video spoken,
+    the evaluation reporting WER, CER, DNSMOS, LSE-C/D and speaker similarity, none missing."""
+    import math
+
+    import mlflow.pytorch
+    from train_support import tracking_store
+
+    from pipelines.registry import run_stage
+    from pipelines.speak import speak_video
+
+    params, paths, _ = recipe_run
+    p = params.for_corpus(PROFILE)
+    with tracking_store(tmp_path):
+        trained = {s: run_stage(f"train_{s}", PROFILE, params) for s in ORDER}
+        registered = run_stage("register", PROFILE, params).version
+        video = Path(paths["raw_dir"]) / "test" / CLIPS[3][1] / f"{CLIPS[3][2]}.mp4"
+        spoken = speak_video(video, tmp_path / "spoken.wav", model=registered.uri, params=p)
+        result = run_stage("evaluate", PROFILE, params)
+        aligner = mlflow.pytorch.load_model(trained["lip_aligner"].version.uri)
+        served = load_auto_avsr(resolve("auto-avsr-vsr-lrs3-base", params=p), AutoAVSRConfig(**TINY_AUTO_AVSR))
+    print(result.summary_line())
+    assert trained["vocoder"].skipped and "dac-16khz" in trained["vocoder"].skipped
+    for stage in set(ORDER) - {"vocoder"}:
+        assert trained[stage].version.metrics["train_steps"] == TRAIN_STEPS, stage
+        assert registered.tags[f"stage.{stage}"] == trained[stage].version.uri
+    assert "stage.vocoder" not in registered.tags
+    # the aligner learnt on the pulled encoder, which training left as it was (frozen)
+    (encoder,) = [m for m in aligner.modules() if isinstance(m, AutoAVSRVisualEncoder)]
+    assert not any(q.requires_grad for q in encoder.parameters())
+    assert all(torch.equal(v, served.state_dict()[k]) for k, v in encoder.state_dict().items())
+    assert spoken.outputs == [str(tmp_path / "spoken.wav")] and spoken.seconds_of_speech > 0.5
+    assert result.model_uri == registered.uri and result.n_clips == 2 and result.missing == {}
+    for variant in ("ground_truth", "full"):
+        row = result.rows[variant]
+        for metric in (*ASR_METRICS, "dnsmos_p808", *SYNC_METRICS, "speaker_sim"):
+            assert math.isfinite(row.get(metric, math.nan)), (variant, metric)

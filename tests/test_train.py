@@ -19,25 +19,13 @@ from imagintalk.registry import tracking
 from imagintalk.registry.stage_models import model_name
 from imagintalk.registry.versions import all_versions
 from imagintalk.train.graph import ORDER
-from imagintalk.train.placement import ensure_ray, storage_target, worker_layout
+from imagintalk.train.placement import storage_target, worker_layout
 from imagintalk.train.run_record import HASH_TAG, RUN_TAG
 from imagintalk.train.runner import TrainingError
 from pipelines.train import train_lip_aligner
 
 STEPS, CKPT, FAIL_AT = 6, 3, 5
 pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray for every Ray test of the session (start-up costs seconds per init)."""
-    import ray
-
-    started = not ray.is_initialized()
-    ensure_ray(tiny_params())
-    yield
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
