@@ -175,6 +175,18 @@ def test_worker_group_fits_the_local_machine_or_is_left_to_the_cluster():
     assert (cluster.num_workers, cluster.use_gpu, cluster.cpus_per_worker) == (4, True, 2.0)
 
 
+def test_workers_get_the_drivers_weight_caches_and_the_runs_tracking_uri(monkeypatch, tmp_path):
+    from imagintalk.train.placement import worker_env
+
+    monkeypatch.setenv("IMAGINTALK_PRETRAINED_CACHE", str(tmp_path / "pretrained"))
+    monkeypatch.setenv("IMAGINTALK_DERIVED_CACHE", str(tmp_path / "derived"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    env = worker_env("sqlite:///run.db")
+    assert env["IMAGINTALK_PRETRAINED_CACHE"] == str(tmp_path / "pretrained")
+    assert env["IMAGINTALK_DERIVED_CACHE"] == str(tmp_path / "derived")
+    assert env["MLFLOW_TRACKING_URI"] == "sqlite:///run.db"
+
+
 def test_s3_storage_with_a_custom_endpoint_gets_an_explicit_filesystem(monkeypatch):
     params = tiny_params()
     assert storage_target("/data/store/train", params) == ("/data/store/train", None)

@@ -13,10 +13,12 @@ from imagintalk.config import Params, TrainConfig
 from imagintalk.ray_session import start_ray
 from imagintalk.settings import get_settings
 
-# Driver environment a worker needs to reach the same storage and tracking server.
+# Driver environment a worker needs to reach the same storage, tracking server and pretrained
+# weights (a Ray started before the driver set the cache would otherwise look elsewhere).
 PROPAGATED_ENV = ("MLFLOW_TRACKING_URI", "FSSPEC_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
                   "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
-                  "IMAGINTALK_STORAGE_ROOT", "IMAGINTALK_PARAMS")
+                  "IMAGINTALK_STORAGE_ROOT", "IMAGINTALK_PARAMS", "IMAGINTALK_PRETRAINED_CACHE",
+                  "IMAGINTALK_DERIVED_CACHE")
 
 
 def ensure_ray(params: Params) -> None:
