@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imagintalk.errors import ArtifactError, ConfigError
+from imagintalk.errors import ArtifactError
 
 ARCHITECTURE = "speechmos.dnsmos"
 P835_MODEL = "dnsmos_models/sig_bak_ovr.onnx"   # in speechmos's package
@@ -47,12 +47,9 @@ def load_naturalness_judge(name: str, params=None, setting: str = "eval.naturaln
     """The judge the catalogue entry ``name`` gives. ConfigError when it is no naturalness_judge of
     DNSMOS's form; ArtifactError (naming the command that gets it) when its weights are not
     available or are not an onnx model speechmos can run."""
-    from imagintalk.pretrained import component_of_kind, resolve
+    from imagintalk.pretrained.cache import resolve_loadable
 
-    comp = component_of_kind(setting, name, "naturalness_judge", params)
-    if not comp.architecture.startswith(ARCHITECTURE):
-        raise ConfigError(setting, f"{name}'s architecture {comp.architecture!r} has no judge here ({ARCHITECTURE})")
-    path = resolve(name, params=params)
+    path = resolve_loadable(setting, name, "naturalness_judge", ARCHITECTURE, params)
     return NaturalnessJudge(name, _dnsmos(str(path), path.stat().st_mtime_ns))
 
 

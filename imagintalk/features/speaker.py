@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imagintalk.errors import ArtifactError, ConfigError
+from imagintalk.errors import ArtifactError
 
 SPEAKER_DIM = 256
 ARCHITECTURE = "resemblyzer.VoiceEncoder"
@@ -50,12 +50,9 @@ def load_speaker_encoder(name: str, params=None, setting: str = "shards.speaker_
     """The encoder the catalogue entry ``name`` gives (``setting``: the params field that names it,
     for the error). ConfigError when it is no speaker_encoder of resemblyzer's architecture;
     ArtifactError (naming the command that gets it) when its weights are not available."""
-    from imagintalk.pretrained import component_of_kind, resolve
+    from imagintalk.pretrained.cache import resolve_loadable
 
-    comp = component_of_kind(setting, name, "speaker_encoder", params)
-    if not comp.architecture.startswith(ARCHITECTURE):
-        raise ConfigError(setting, f"{name}'s architecture {comp.architecture!r} has no loader here ({ARCHITECTURE})")
-    path = resolve(name, params=params)
+    path = resolve_loadable(setting, name, "speaker_encoder", ARCHITECTURE, params)
     return SpeakerEncoder(name, _voice_encoder(str(path), path.stat().st_mtime_ns))
 
 

@@ -281,3 +281,16 @@ def _published_record(url: str, params: Params) -> str:
         raise ArtifactError(record, "published weight file has no sha256 record; publish it again with: "
                                     "imagintalk models publish NAME --to STORAGE_ROOT")
     return storage.read_text(record, params.storage).split()[0]
+
+
+def resolve_loadable(setting: str, name: str, kind: str, architecture: str, params: Params | None = None) -> Path:
+    """The local file of ``name`` for the params field ``setting``: a ConfigError (one line naming
+    the field) when it is not a component of ``kind`` whose architecture this code loads
+    (``architecture``, a prefix), an ArtifactError when its weights are not available."""
+    from imagintalk.errors import ConfigError
+    from imagintalk.pretrained.catalog import component_of_kind
+
+    comp = component_of_kind(setting, name, kind, params)
+    if not comp.architecture.startswith(architecture):
+        raise ConfigError(setting, f"{name}'s architecture {comp.architecture!r} has no loader here ({architecture})")
+    return resolve(name, params=params)
