@@ -68,3 +68,18 @@ def wer_of(waves, keys, meta):
 def gl_wave(mel):
     """Griffin-Lim waveform of a log-mel (the experiments' vocoder)."""
     return griffin_lim(np.asarray(mel, np.float32), PARAMS.audio)
+
+
+def teacher_style_stage(cfg, train, bert_steps):
+    """A style-DiT stage whose c_lip comes from a unit BERT trained ``bert_steps`` steps (lr 1e-3)
+    on the train batches in order (the teacher path over ground-truth units)."""
+    from imagintalk.models.stages import build_stage
+
+    bert = build_stage("unit_bert", cfg)
+    opt = torch.optim.AdamW(bert.parameters(), lr=1e-3)
+    for s in range(bert_steps):
+        loss, _ = bert.loss(train[s % len(train)])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return build_stage("style_dit", cfg, {"refiner": build_stage("error_detector", cfg, {"unit_bert": bert})})

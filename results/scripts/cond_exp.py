@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import torch
-from common import PARAMS, SHARDS, batches, gl_wave
+from common import PARAMS, SHARDS, batches, gl_wave, teacher_style_stage
 
 from imagintalk.emotions import EMOTIONS
 from imagintalk.eval.emotion_judge import EmotionJudge
@@ -24,7 +24,6 @@ from imagintalk.features.speaker import speaker_embedding
 from imagintalk.models.batch import frame_mask
 from imagintalk.models.codec_decoder import ResidualCodebookDecoder
 from imagintalk.models.config import model_config
-from imagintalk.models.stages import build_stage
 from imagintalk.tokenizers.locate import find_codec
 
 
@@ -84,14 +83,7 @@ def main():
     print(json.dumps({"judge_clips": len(labels(judge_set)), "val_truth_gl_emotion_acc": ceiling}), flush=True)
     cfg = model_config("tiny", PARAMS).with_updates(style_dit={"c_lip_source": "ground_truth",
                                                                "cond_input": args.cond_input})
-    bert = build_stage("unit_bert", cfg)
-    opt = torch.optim.AdamW(bert.parameters(), lr=1e-3)
-    for s in range(args.bert_steps):
-        loss, _ = bert.loss(train[s % len(train)])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    stage = build_stage("style_dit", cfg, {"refiner": build_stage("error_detector", cfg, {"unit_bert": bert})})
+    stage = teacher_style_stage(cfg, train, args.bert_steps)
     params = [p for p in stage.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
     order, t = np.random.default_rng(0), time.time()

@@ -13,13 +13,12 @@ import time
 
 import numpy as np
 import torch
-from common import PARAMS, SHARDS, batches, gl_wave
+from common import PARAMS, SHARDS, batches, gl_wave, teacher_style_stage
 
 from imagintalk.features.speaker import speaker_embedding
 from imagintalk.models.batch import frame_mask
 from imagintalk.models.codec_decoder import ResidualCodebookDecoder
 from imagintalk.models.config import model_config
-from imagintalk.models.stages import build_stage
 from imagintalk.tokenizers.locate import find_codec
 from imagintalk.train.loop import moving_average
 
@@ -62,14 +61,7 @@ def main():
     cfg = model_config("tiny", PARAMS).with_updates(
         style_dit={"c_lip_source": "ground_truth"},
         face_style={"id_source": args.source, "voice_teacher": args.teacher})
-    bert = build_stage("unit_bert", cfg)
-    opt = torch.optim.AdamW(bert.parameters(), lr=1e-3)
-    for s in range(args.bert_steps):
-        loss, _ = bert.loss(train[s % len(train)])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    stage = build_stage("style_dit", cfg, {"refiner": build_stage("error_detector", cfg, {"unit_bert": bert})})
+    stage = teacher_style_stage(cfg, train, args.bert_steps)
     params = [p for p in stage.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
     evals, t = {int(x) for x in args.evals.split(",")}, time.time()
