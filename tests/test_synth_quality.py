@@ -4,6 +4,7 @@ descriptor, not with the generator's own ground truth."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import librosa
@@ -36,12 +37,18 @@ def encoder():
     return dlib.face_recognition_model_v1(face_recognition_models().face_recognition_model_location())
 
 
+@functools.cache
+def _predictor():
+    import dlib
+
+    return dlib.shape_predictor(face_recognition_models().pose_predictor_model_location())
+
+
 def descriptor(encoder, detector, image) -> np.ndarray:
     import dlib
 
     box = detector.detect(image)[0]
-    shape = detector._predictor(image, dlib.rectangle(int(box.left), int(box.top), int(box.right),
-                                                     int(box.bottom)))
+    shape = _predictor()(image, dlib.rectangle(int(box.left), int(box.top), int(box.right), int(box.bottom)))
     return np.array(encoder.compute_face_descriptor(image, shape))
 
 
