@@ -114,3 +114,11 @@ def test_voice_bottleneck_prediction_learns_the_voice_and_the_dit_cannot_move_it
         aux.backward()
         opt.step()
     assert m["speaker_cos"] > 0.9
+
+
+def test_voice_bottleneck_trains_on_a_batch_of_one_clip(cfg):
+    torch.manual_seed(0)
+    style = FaceStyleAdapter(cfg.with_updates(face_style={"id_source": "voice"})).train()
+    batch = random_batch(cfg.vocab, [5], seed=2)
+    out = style(batch["identity"], batch["face"], batch["emotion"], batch["lip_mask"], batch["speaker"])
+    assert out.c_id.shape == (1, cfg.face_style.dim) and style.voice_pred[0].training

@@ -100,7 +100,11 @@ class FaceStyleAdapter(nn.Module):
         ground-truth audio's embedding, training only) is what the bottleneck's DiT reads in place
         of the face's prediction, for a random ``voice_teacher`` share of the clips."""
         if self.id_source == "voice":
+            norm, single = self.voice_pred[0], self.training and identity.shape[0] == 1
+            if single:  # a batch of one cannot be standardised by itself: its running statistics do
+                norm.eval()
             pred = self.voice_pred(identity.float())
+            norm.train(self.training)
             voice = F.normalize(pred.detach(), dim=-1)
             if self.training and speaker is not None and self.voice_teacher > 0:
                 teach = torch.rand(voice.shape[0], 1, device=voice.device) < self.voice_teacher
