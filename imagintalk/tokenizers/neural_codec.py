@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from imagintalk.config import ComponentSpec, Params, load_params
+from imagintalk.config import Params, load_params
 from imagintalk.errors import ArtifactError, ConfigError
 from imagintalk.models.dac import DAC, dac_kwargs, load_dac
 from imagintalk.tokenizers.artifact import content_version, json_path, load_artifact, save_artifact
@@ -111,18 +111,6 @@ def _check_geometry(dac: DAC, expected: dict[str, Any], path: Path, what: str) -
                                   "says " + ", ".join(f"{k} {expected[k]}" for k in diff))
 
 
-def _with_source(params: Params, name: str, source: dict[str, Any]) -> Params:
-    """``params`` whose catalogue knows ``name`` (added from the artifact's record when this
-    machine's params do not list it), so it resolves from the cache or the storage root."""
-    from imagintalk.pretrained import catalogue
-
-    if name in catalogue(params):
-        return params
-    spec = ComponentSpec(**{k: source[k] for k in _SOURCE_FIELDS if source.get(k) is not None})
-    pretrained = params.pretrained.model_copy(update={"components": {**params.pretrained.components, name: spec}})
-    return params.model_copy(update={"pretrained": pretrained})
-
-
 def _weights_sha256(name: str, path: Path, params: Params) -> str:
     """The hash ``resolve`` verified the file with (the catalogue's, else the first pull's record)."""
     from imagintalk import storage
@@ -188,14 +176,14 @@ class NeuralCodec(nn.Module):
     def load(cls, path: str | Path, params: Params | None = None) -> NeuralCodec:
         """The codec an artifact names, its weights resolved by ``params`` (default params.yaml's:
         the cache, else the storage root) and checked against the recorded sha256."""
-        from imagintalk.pretrained import resolve
+        from imagintalk.pretrained import resolve, with_component
 
         arrays, meta = load_artifact(path)
         if meta.get("kind") != KIND:
             raise ArtifactError(path, f"not a pretrained-codec artifact (kind {meta.get('kind')!r})")
         source = meta["weights_source"]
         name = source["component"]
-        params = _with_source(params if params is not None else load_params(), name, source)
+        params = with_component(params if params is not None else load_params(), name, source)
         weights = resolve(name, params=params)
         sha = _weights_sha256(name, weights, params)
         if sha != meta["weights_sha256"]:
