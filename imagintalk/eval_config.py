@@ -81,6 +81,10 @@ class EvalConfig(Section):
     guidance_id: float = 0.0
     guidance_emo: float = 0.0
     seed: int = 0
+    # labelled train clips the speech-emotion judge is fitted on (0 = all). Fitted on 200 (the first
+    # 25 SynthTalk speakers) it read validation speakers' real audio at 0.59; on all 832 at 0.81
+    # (results/README.md): with few voices it learns the speakers instead of the emotion
+    emotion_judge_clips: int = Field(0, ge=0)
     # the oracle ladder's rungs besides `full` (always): imagintalk/eval/catalog.py RUNGS
     ladder: list[str] = Field(default_factory=lambda: ["ground_truth", "resynthesis", "oracle_units",
                                                        "no_refinement"])

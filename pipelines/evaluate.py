@@ -105,7 +105,7 @@ def _train_emotion_judge(shards: str, params: Params):
     from imagintalk.eval.emotion_judge import EmotionJudge
 
     audios, labels = [], []
-    for batch in _clips(shards, "train", params, limit=200):
+    for batch in _clips(shards, "train", params, limit=params.eval.emotion_judge_clips):
         for b, e in enumerate(batch["emotion"].tolist()):
             if e >= 0:
                 t = int(batch["lengths"][b])

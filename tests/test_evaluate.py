@@ -146,3 +146,19 @@ def test_unknown_variant_is_a_one_line_error_naming_the_input(tmp_path, section,
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error:"), res.output
     assert str(params_file) in lines[0] and message in lines[0]
+
+
+def test_emotion_judge_is_fitted_on_every_labelled_train_clip_unless_capped(shards):
+    """With few voices the judge learns the speakers, not the emotion, so by default it sees them all."""
+    from pipelines.evaluate import _clips, _train_emotion_judge
+
+    _, root, params = shards
+    labelled = sum(int((b["emotion"] >= 0).sum()) for b in _clips(root, "train", params, limit=0))
+    assert labelled >= 2
+    judge = _train_emotion_judge(root, params.model_copy(update={"eval": params.eval.model_copy(
+        update={"emotion_judge_clips": 0})}))
+    assert judge.n_fit == labelled
+    capped = _train_emotion_judge(root, params.model_copy(update={
+        "eval": params.eval.model_copy(update={"emotion_judge_clips": 1}),
+        "loader": params.loader.model_copy(update={"batch_size": 1})}))
+    assert capped is None  # one clip holds one emotion: nothing to judge with

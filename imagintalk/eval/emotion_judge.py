@@ -35,6 +35,7 @@ def prosody_features(audio: np.ndarray, sr: int = 16000) -> np.ndarray:
 class EmotionJudge:
     labels: list[str]
     model: object
+    n_fit: int = 0      # clips it was fitted on
 
     @classmethod
     def fit(cls, audios: list[np.ndarray], labels: list[str], sr: int = 16000, seed: int = 0) -> EmotionJudge:
@@ -45,7 +46,7 @@ class EmotionJudge:
         X = np.stack([prosody_features(a, sr) for a in audios])
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
         clf.fit(X, labels)
-        return cls(labels=sorted(set(labels)), model=clf)
+        return cls(labels=sorted(set(labels)), model=clf, n_fit=len(audios))
 
     def predict(self, audios: list[np.ndarray], sr: int = 16000) -> list[str]:
         X = np.stack([prosody_features(a, sr) for a in audios])

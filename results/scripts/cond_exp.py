@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import torch
-from common import PARAMS, SHARDS, batches, gl_wave, teacher_style_stage
+from common import PARAMS, SHARDS, batches, gl_wave, metas, teacher_style_stage, wer_of
 
 from imagintalk.emotions import EMOTIONS
 from imagintalk.eval.emotion_judge import EmotionJudge
@@ -32,7 +32,7 @@ def waves_of(decoder, codes, mask):
     return [gl_wave(mel[i, :, : 2 * int(mask[i].sum())].numpy()) for i in range(codes.shape[0])]
 
 
-def generate(stage, decoder, val, drop):
+def generate(stage, decoder, val, drop, temperature=0.0):
     out = []
     stage.eval()
     with torch.no_grad():
@@ -42,7 +42,7 @@ def generate(stage, decoder, val, drop):
             n = mask.shape[1]
             codes = stage.dit.sample(mask, c_lip, None if "id" in drop else style.c_id,
                                      None if "emo" in drop else style.c_emo[:, :n], style.emo_known,
-                                     steps=16, generator=torch.Generator().manual_seed(0), temperature=0.0)
+                                     steps=16, generator=torch.Generator().manual_seed(0), temperature=temperature)
             out += waves_of(decoder, codes, mask)
     stage.train()
     return out
@@ -70,14 +70,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cond-input", action="store_true")
     ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--judge-clips", type=int, default=320)
+    ap.add_argument("--judge-clips", type=int, default=0, help="train clips the judge is fitted on (0: all)")
+    ap.add_argument("--temperatures", type=float, nargs="+", default=[0.0])
     ap.add_argument("--bert-steps", type=int, default=300)
     args = ap.parse_args()
     torch.manual_seed(0)
     train, val = batches("train"), batches("val")
     labels = lambda bl: [EMOTIONS[int(e)] for b in bl for e in b["emotion"]]  # noqa: E731
     decoder = ResidualCodebookDecoder.from_codec(find_codec(SHARDS, None, PARAMS))
-    judge_set = train[: args.judge_clips // 8]
+    judge_set = train[: args.judge_clips // 8] if args.judge_clips else train
     judge = EmotionJudge.fit(truth_waves(decoder, judge_set), labels(judge_set))
     ceiling = judge.accuracy(truth_waves(decoder, val), labels(val))
     print(json.dumps({"judge_clips": len(labels(judge_set)), "val_truth_gl_emotion_acc": ceiling}), flush=True)
@@ -103,12 +104,16 @@ def main():
         opt.step()
         if s % 500 == 0:
             print(s, f"{time.time() - t:.0f}s", {k: round(v, 3) for k, v in metrics.items()}, flush=True)
-    full, no_id, no_emo = (generate(stage, decoder, val, d) for d in ((), ("id",), ("emo",)))
-    res = {"cond_input": args.cond_input, "steps": args.steps,
-           "speaker_sim": {"full": speaker_sim(full, val), "no_id": speaker_sim(no_id, val)},
-           "emotion_acc": {"full": judge.accuracy(full, labels(val)), "no_emo": judge.accuracy(no_emo, labels(val)),
-                           "truth": ceiling}}
-    print(json.dumps(res), flush=True)
+    keys = [k for b in val for k in b["keys"]]
+    meta = metas("val")
+    for temperature in args.temperatures:
+        full, no_id, no_emo = (generate(stage, decoder, val, d, temperature) for d in ((), ("id",), ("emo",)))
+        res = {"cond_input": args.cond_input, "steps": args.steps, "temperature": temperature,
+               "wer": wer_of(full, keys, meta)[0],
+               "speaker_sim": {"full": speaker_sim(full, val), "no_id": speaker_sim(no_id, val)},
+               "emotion_acc": {"full": judge.accuracy(full, labels(val)),
+                               "no_emo": judge.accuracy(no_emo, labels(val)), "truth": ceiling}}
+        print(json.dumps(res), flush=True)
 
 
 if __name__ == "__main__":
