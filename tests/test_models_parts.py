@@ -156,6 +156,39 @@ def test_emotion_is_smoothed_over_half_a_second_with_a_box_window(cfg):
     assert known.tolist() == [True, False]
 
 
+def test_emotion_temperature_sharpens_the_smoothed_reading_and_keeps_labels_and_padding(cfg):
+    """0 → each window's most likely emotion; 0.5 → p² renormalised; a label (one-hot) and padded
+    frames are unchanged by any temperature."""
+    soft = FaceStyleAdapter(cfg).eval()
+    table = soft.emo_embed.weight.detach()
+    probs = torch.full((1, 30, 9), 0.05)
+    probs[..., 2] = 0.3
+    probs[..., 4] = 0.3
+    probs[:, :, 4] += torch.linspace(-0.1, 0.1, 30)   # 2 leads early, 4 late
+    probs[:, :, 2] -= torch.linspace(-0.1, 0.1, 30)
+    mask = torch.ones(1, 30, dtype=torch.bool)
+    mask[:, 25:] = False
+    for t, pick in ((0.0, None), (0.5, 2.0)):
+        hard = FaceStyleAdapter(cfg.with_updates(face_style={"emotion_temperature": t})).eval()
+        hard.load_state_dict(soft.state_dict())
+        with torch.no_grad():
+            c_emo, known = hard.emotion_style(probs, mask)
+            smoothed = soft.smooth(probs, mask)
+        if pick is None:
+            expect = table[smoothed.argmax(-1)[0]]
+        else:
+            sq = smoothed ** pick
+            expect = (sq / sq.sum(-1, keepdim=True))[0] @ table
+        np.testing.assert_allclose(c_emo[0, :50:2].numpy(), expect[:25].numpy(), atol=1e-5)
+        assert not c_emo[0, 50:].any() and known.tolist() == [True]
+        with torch.no_grad():
+            by_label, _ = hard.emotion_style(torch.tensor([3]), torch.ones(1, 10, dtype=torch.bool))
+        np.testing.assert_allclose(by_label[0].numpy(), table[3].expand(20, -1).numpy(), atol=1e-5)
+    assert cfg.face_style.emotion_temperature == 1.0
+    with pytest.raises(ValueError):
+        cfg.with_updates(face_style={"emotion_temperature": -0.5})
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_gradients_reach_every_trainable_parameter_of_each_stage(cfg, stage):
     cfg = cfg.with_updates(style_dit={"drop_lip": 0.5, "drop_id": 0.5, "drop_emo": 0.5},

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imagintalk.config import AudioFeatureConfig, Params, load_params
 from imagintalk.emotions import EMOTIONS
@@ -144,6 +144,11 @@ class FaceStyleConfig(_Cfg):
     # ``voice_teacher`` share of the training clips.
     id_source: Literal["face", "voice"] = "face"
     voice_teacher: float = 0.5
+    # Sharpening of the face's smoothed per-frame emotion probabilities before c_emo, in training
+    # and inference alike: 1 = as they are, 0 = the window's most likely emotion (one-hot), between
+    # = p^(1/T) renormalised. An unseen face's reading is less confident than a training face's,
+    # so soft probabilities would blend the DiT's emotions where the reading is right.
+    emotion_temperature: float = Field(1.0, ge=0.0)
 
 
 class ExpressionConfig(_Cfg):

@@ -6,7 +6,8 @@
 - c_emo = embedding of the per-frame emotion (a label broadcast over the clip, or per-frame
   probabilities), smoothed over 0.5 s by a fixed box/Gaussian window — emotion in speech drifts
   slowly, so frame-level jitter from an expression classifier should not reach the prosody — and
-  upsampled to the 50 Hz token rate.
+  upsampled to the 50 Hz token rate. ``emotion_temperature`` < 1 sharpens the smoothed
+  probabilities first (0: each window's most likely emotion).
 
 The adapter is trained end to end with the style-DiT, plus one auxiliary loss (as the paper's
 follow-up): c_id, through a linear projection, is pulled (L1) toward the GE2E speaker embedding of
@@ -65,6 +66,18 @@ def smoothing_kernel(cfg: FaceStyleConfig, fps: int) -> Tensor:
     return k / k.sum()
 
 
+def sharpen(probs: Tensor, temperature: float) -> Tensor:
+    """Probabilities B×T×E raised to 1/``temperature`` and renormalised; 0 = one-hot of the most
+    likely class. All-zero rows (padding, a clip without a face) stay zero."""
+    valid = probs.sum(dim=-1, keepdim=True) > 0
+    if temperature == 0.0:
+        out = F.one_hot(probs.argmax(dim=-1), probs.shape[-1]).to(probs.dtype)
+    else:
+        out = probs.clamp_min(1e-12) ** (1.0 / temperature)
+        out = out / out.sum(dim=-1, keepdim=True)
+    return out * valid
+
+
 @dataclass
 class StyleOutput:
     c_id: Tensor       # B×C
@@ -91,7 +104,7 @@ class FaceStyleAdapter(nn.Module):
                                             nn.Linear(v.identity_dim, f.dim), nn.SiLU(), nn.Dropout(f.dropout),
                                             nn.Linear(f.dim, v.speaker_dim))
             self.voice_in = nn.Linear(v.speaker_dim, f.dim)
-        self.speaker_weight = f.speaker_weight
+        self.speaker_weight, self.emotion_temperature = f.speaker_weight, f.emotion_temperature
         self.register_buffer("kernel", smoothing_kernel(f, v.fps), persistent=False)
 
     def identity_style(self, identity: Tensor, face: Tensor, speaker: Tensor | None = None
@@ -129,7 +142,11 @@ class FaceStyleAdapter(nn.Module):
         probs, known = emotion_frames(emotion, frame_mask.shape[1], self.vocab.num_emotions)
         if probs.shape[1] < frame_mask.shape[1]:  # per-frame predictions shorter than the clip
             probs = F.pad(probs, (0, 0, 0, frame_mask.shape[1] - probs.shape[1]))
-        emb = self.smooth(probs.to(self.emo_embed.weight.dtype) @ self.emo_embed.weight, frame_mask)
+        probs = probs.to(self.emo_embed.weight.dtype)
+        if self.emotion_temperature == 1.0:  # smoothing is linear: smooth(p) @ W = smooth(p @ W)
+            emb = self.smooth(probs @ self.emo_embed.weight, frame_mask)
+        else:
+            emb = sharpen(self.smooth(probs, frame_mask), self.emotion_temperature) @ self.emo_embed.weight
         return upsample_mask(emb, self.vocab.units_per_frame), known
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

@@ -70,9 +70,10 @@ def gl_wave(mel):
     return griffin_lim(np.asarray(mel, np.float32), PARAMS.audio)
 
 
-def teacher_style_stage(cfg, train, bert_steps):
+def teacher_style_stage(cfg, train, bert_steps, expression=None):
     """A style-DiT stage whose c_lip comes from a unit BERT trained ``bert_steps`` steps (lr 1e-3)
-    on the train batches in order (the teacher path over ground-truth units)."""
+    on the train batches in order (the teacher path over ground-truth units); ``expression``: a
+    trained expression model (c_emo from the face), else an untrained one."""
     from imagintalk.models.stages import build_stage
 
     bert = build_stage("unit_bert", cfg)
@@ -82,4 +83,5 @@ def teacher_style_stage(cfg, train, bert_steps):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return build_stage("style_dit", cfg, {"refiner": build_stage("error_detector", cfg, {"unit_bert": bert})})
+    parts = {"refiner": build_stage("error_detector", cfg, {"unit_bert": bert})}
+    return build_stage("style_dit", cfg, parts | ({"expression": expression} if expression is not None else {}))

@@ -1,0 +1,112 @@
+"""c_emo from the face, sharpened or not: the expression stage's model and a style-DiT (from
+ground-truth units) trained in process as the pipeline trains them (the DiT reads the expression
+model's per-frame probabilities of the train faces), then scored on the validation speakers with
+Griffin-Lim audio of the sampled codes by a prosody judge fitted on Griffin-Lim of every train
+clip's true codes (cond_exp.py's judge):
+- the face's reading at each ``--temperatures`` value of ``face_style.emotion_temperature``
+  (inference only: the DiT was trained at ``--train-temperature``);
+- the clip's corpus label (the oracle) and no emotion (``no_emo``).
+
+    SHARDS=datasets/synthtalk_large/shards python results/scripts/emo_exp.py --steps 2000 --temperatures 1 0.5 0
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from common import PARAMS, SHARDS, batches, teacher_style_stage
+from cond_exp import truth_waves, waves_of
+
+from imagintalk.emotions import EMOTIONS
+from imagintalk.eval.emotion_judge import EmotionJudge
+from imagintalk.models.batch import frame_mask
+from imagintalk.models.codec_decoder import ResidualCodebookDecoder
+from imagintalk.models.config import model_config
+from imagintalk.models.expression import ExpressionModel, ExpressionScore
+from imagintalk.tokenizers.locate import find_codec
+from imagintalk.train.loop import moving_average
+
+
+def train_expression(cfg, train, val, steps, ema_decay):
+    """The expression model as the quality run trains it (AdamW lr 1e-3, EMA of the weights)."""
+    model = ExpressionModel(cfg)
+    ema = moving_average(model, ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        loss, _ = model.loss(train[int(rng.integers(len(train)))])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        ema.update_parameters(model)
+    model = ema.module.eval()
+    score = ExpressionScore(model)
+    for b in val:
+        score.add(b)
+    return model, score.result()["expression_acc"]
+
+
+def generate(stage, decoder, val, source, temperature=1.0):
+    """Waves of the validation clips with c_emo from ``source``: "face", "label" or "none"."""
+    out = []
+    stage.eval()
+    stage.face_style.emotion_temperature = temperature
+    with torch.no_grad():
+        for b in val:
+            c_lip, mask = stage.refiner.teacher_c_lip(b)
+            emotion = stage.expression.label_batch(b).probs if source == "face" else b["emotion"]
+            style = stage.face_style(b["identity"], b["face"], emotion, frame_mask(b))
+            n = mask.shape[1]
+            codes = stage.dit.sample(mask, c_lip, style.c_id, None if source == "none" else style.c_emo[:, :n],
+                                     style.emo_known, steps=16, generator=torch.Generator().manual_seed(0),
+                                     temperature=0.0)
+            out += waves_of(decoder, codes, mask)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--expression-steps", type=int, default=3000)
+    ap.add_argument("--train-temperature", type=float, default=1.0)
+    ap.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 0.5, 0.0])
+    ap.add_argument("--bert-steps", type=int, default=300)
+    ap.add_argument("--judge-batches", type=int, default=0, help="train batches the judge is fitted on (0: all)")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    train, val = batches("train"), batches("val")
+    labels = [EMOTIONS[int(e)] for b in val for e in b["emotion"]]
+    decoder = ResidualCodebookDecoder.from_codec(find_codec(SHARDS, None, PARAMS))
+    fit = train[: args.judge_batches] if args.judge_batches else train
+    judge = EmotionJudge.fit(truth_waves(decoder, fit), [EMOTIONS[int(e)] for b in fit for e in b["emotion"]])
+    cfg = model_config("tiny", PARAMS).with_updates(
+        style_dit={"c_lip_source": "ground_truth"}, face_style={"emotion_temperature": args.train_temperature})
+    t = time.time()
+    expression, acc = train_expression(cfg, batches("train", bs=16), val, args.expression_steps, 0.995)
+    print(json.dumps({"expression_val_window_acc": acc, "s": round(time.time() - t)}), flush=True)
+    stage = teacher_style_stage(cfg, train, args.bert_steps, expression)
+    params = [p for p in stage.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    rng = np.random.default_rng(0)
+    for s in range(1, args.steps + 1):
+        loss, metrics = stage.loss(train[int(rng.integers(len(train)))])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if s % 500 == 0:
+            print(s, f"{time.time() - t:.0f}s", {k: round(v, 3) for k, v in metrics.items()}, flush=True)
+    res = {"train_temperature": args.train_temperature, "steps": args.steps,
+           "truth": judge.accuracy(truth_waves(decoder, val), labels),
+           "label": judge.accuracy(generate(stage, decoder, val, "label"), labels),
+           "no_emo": judge.accuracy(generate(stage, decoder, val, "none"), labels)}
+    for temp in args.temperatures:
+        res[f"face_T{temp}"] = judge.accuracy(generate(stage, decoder, val, "face", temp), labels)
+    print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
