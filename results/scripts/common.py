@@ -9,6 +9,7 @@ Importing this module puts the repository root on ``sys.path`` (so the scripts r
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -85,3 +86,23 @@ def teacher_style_stage(cfg, train, bert_steps, expression=None):
         opt.step()
     parts = {"refiner": build_stage("error_detector", cfg, {"unit_bert": bert})}
     return build_stage("style_dit", cfg, parts | ({"expression": expression} if expression is not None else {}))
+
+
+def fit(model, train, steps, lr=1e-3, weight_decay=0.01, grad_clip=1.0, after_step=None, log_every=250):
+    """Train ``model`` (anything with ``loss(batch) -> (loss, metrics)``) ``steps`` AdamW steps on
+    batches drawn at random (seed 0) from ``train``, clipping the gradient norm; ``after_step(s)``
+    runs after each step (an EMA update, a mid-run evaluation); the metrics are printed every
+    ``log_every`` steps."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    rng, t = np.random.default_rng(0), time.time()
+    for s in range(1, steps + 1):
+        loss, metrics = model.loss(train[int(rng.integers(len(train)))])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        opt.step()
+        if after_step is not None:
+            after_step(s)
+        if log_every and s % log_every == 0:
+            print(s, f"{time.time() - t:.0f}s", {k: round(v, 3) for k, v in metrics.items()}, flush=True)

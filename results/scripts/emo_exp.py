@@ -14,9 +14,8 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
-from common import PARAMS, SHARDS, batches, teacher_style_stage
+from common import PARAMS, SHARDS, batches, fit, teacher_style_stage
 from cond_exp import truth_waves, waves_of
 
 from imagintalk.emotions import EMOTIONS
@@ -33,15 +32,7 @@ def train_expression(cfg, train, val, steps, ema_decay):
     """The expression model as the quality run trains it (AdamW lr 1e-3, EMA of the weights)."""
     model = ExpressionModel(cfg)
     ema = moving_average(model, ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    rng = np.random.default_rng(0)
-    for _ in range(steps):
-        loss, _ = model.loss(train[int(rng.integers(len(train)))])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        ema.update_parameters(model)
+    fit(model, train, steps, after_step=lambda _: ema.update_parameters(model), log_every=0)
     model = ema.module.eval()
     score = ExpressionScore(model)
     for b in val:
@@ -80,25 +71,16 @@ def main():
     train, val = batches("train"), batches("val")
     labels = [EMOTIONS[int(e)] for b in val for e in b["emotion"]]
     decoder = ResidualCodebookDecoder.from_codec(find_codec(SHARDS, None, PARAMS))
-    fit = train[: args.judge_batches] if args.judge_batches else train
-    judge = EmotionJudge.fit(truth_waves(decoder, fit), [EMOTIONS[int(e)] for b in fit for e in b["emotion"]])
+    judge_set = train[: args.judge_batches] if args.judge_batches else train
+    judge_labels = [EMOTIONS[int(e)] for b in judge_set for e in b["emotion"]]
+    judge = EmotionJudge.fit(truth_waves(decoder, judge_set), judge_labels)
     cfg = model_config("tiny", PARAMS).with_updates(
         style_dit={"c_lip_source": "ground_truth"}, face_style={"emotion_temperature": args.train_temperature})
     t = time.time()
     expression, acc = train_expression(cfg, batches("train", bs=16), val, args.expression_steps, 0.995)
     print(json.dumps({"expression_val_window_acc": acc, "s": round(time.time() - t)}), flush=True)
     stage = teacher_style_stage(cfg, train, args.bert_steps, expression)
-    params = [p for p in stage.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
-    rng = np.random.default_rng(0)
-    for s in range(1, args.steps + 1):
-        loss, metrics = stage.loss(train[int(rng.integers(len(train)))])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if s % 500 == 0:
-            print(s, f"{time.time() - t:.0f}s", {k: round(v, 3) for k, v in metrics.items()}, flush=True)
+    fit(stage, train, args.steps, log_every=500)
     res = {"train_temperature": args.train_temperature, "steps": args.steps,
            "truth": judge.accuracy(truth_waves(decoder, val), labels),
            "label": judge.accuracy(generate(stage, decoder, val, "label"), labels),

@@ -9,11 +9,10 @@ audio, ``speaker.npy``) of Griffin-Lim audio of the sampled codes, with c_id and
 
 import argparse
 import json
-import time
 
 import numpy as np
 import torch
-from common import PARAMS, SHARDS, batches, gl_wave, teacher_style_stage
+from common import PARAMS, SHARDS, batches, fit, gl_wave, teacher_style_stage
 
 from imagintalk.features.speaker import speaker_embedding
 from imagintalk.models.batch import frame_mask
@@ -62,30 +61,24 @@ def main():
         style_dit={"c_lip_source": "ground_truth"},
         face_style={"id_source": args.source, "voice_teacher": args.teacher})
     stage = teacher_style_stage(cfg, train, args.bert_steps)
-    params = [p for p in stage.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
-    evals, t = {int(x) for x in args.evals.split(",")}, time.time()
+    evals = {int(x) for x in args.evals.split(",")}
     ema = moving_average(stage, args.ema)
-    order = np.random.default_rng(0)
-    for s in range(1, args.steps + 1):
-        loss, metrics = stage.loss(train[int(order.integers(len(train)))])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+
+    def after_step(s):
         if ema is not None:
             ema.update_parameters(stage)
-        if s % 250 == 0:
-            print(s, f"{time.time() - t:.0f}s", {k: round(v, 3) for k, v in metrics.items()}, flush=True)
-        if s in evals:
-            for name, m in (("last", stage), ("ema", ema.module if ema is not None else None)):
-                if m is None:
-                    continue
-                res = {"source": args.source, "teacher": args.teacher, "step": s, "weights": name,
-                       "no_id": similarity(m, decoder, val, True)}
-                for g in (float(x) for x in args.guidance_id.split(",")):
-                    res[f"full_g{g}"] = similarity(m, decoder, val, False, g)
-                print(json.dumps(res), flush=True)
+        if s not in evals:
+            return
+        for name, m in (("last", stage), ("ema", ema.module if ema is not None else None)):
+            if m is None:
+                continue
+            res = {"source": args.source, "teacher": args.teacher, "step": s, "weights": name,
+                   "no_id": similarity(m, decoder, val, True)}
+            for g in (float(x) for x in args.guidance_id.split(",")):
+                res[f"full_g{g}"] = similarity(m, decoder, val, False, g)
+            print(json.dumps(res), flush=True)
+
+    fit(stage, train, args.steps, after_step=after_step)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ vocoded and read by the evaluation's speech-emotion judge (fitted on every train
 Beside it: the real audio and Griffin-Lim of the same decoded codes. The resynthesis rung of
 `evaluate` is this vocoder's row on the test speakers.
 
-    SHARDS=datasets/synthtalk_large/shards python results/scripts/vocoder_exp.py --steps 1000 --dim 64 --layers 2
+    SHARDS=datasets/synthtalk_large/shards python results/scripts/vocoder_exp.py \
+        --steps 1000 --dim 64 --intermediate 192 --layers 2
 """
 
 import argparse
@@ -13,7 +14,7 @@ import time
 
 import numpy as np
 import torch
-from common import PARAMS, SHARDS, batches, clip_audio, gl_wave
+from common import PARAMS, SHARDS, batches, clip_audio, fit, gl_wave
 
 from imagintalk.emotions import EMOTIONS
 from imagintalk.eval.emotion_judge import EmotionJudge, prosody_features
@@ -31,9 +32,10 @@ def f0_stats(waves):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--dim", type=int, default=64)
-    ap.add_argument("--intermediate", type=int, default=192)
-    ap.add_argument("--layers", type=int, default=2)
+    shipped = model_config("tiny", PARAMS).vocoder
+    ap.add_argument("--dim", type=int, default=shipped.dim)
+    ap.add_argument("--intermediate", type=int, default=shipped.intermediate)
+    ap.add_argument("--layers", type=int, default=shipped.layers)
     ap.add_argument("--lr", type=float, default=PARAMS.train.lr)
     ap.add_argument("--adversarial", action="store_true")
     args = ap.parse_args()
@@ -45,17 +47,9 @@ def main():
     cfg = model_config("tiny", PARAMS).with_updates(vocoder={
         "dim": args.dim, "intermediate": args.intermediate, "layers": args.layers, "adversarial": args.adversarial})
     stage = build_stage("vocoder", cfg, {"codec": decoder})
-    params = [p for p in stage.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=PARAMS.train.weight_decay)
-    rng, t = np.random.default_rng(0), time.time()
-    for s in range(1, args.steps + 1):
-        loss, metrics = stage.loss(train[int(rng.integers(len(train)))])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, PARAMS.train.grad_clip)
-        opt.step()
-        if s % 250 == 0:
-            print(s, f"{time.time() - t:.0f}s", {k: round(v, 3) for k, v in metrics.items()}, flush=True)
+    t = time.time()
+    fit(stage, train, args.steps, lr=args.lr, weight_decay=PARAMS.train.weight_decay,
+        grad_clip=PARAMS.train.grad_clip)
     stage.eval()
     vocoded, griffin = [], []
     with torch.no_grad():
