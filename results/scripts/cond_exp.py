@@ -75,7 +75,7 @@ def main():
     ap.add_argument("--bert-steps", type=int, default=300)
     args = ap.parse_args()
     torch.manual_seed(0)
-    train, val = batches("train"), batches("val")
+    train, val = batches("train", train=True), batches("val")  # shuffled: see emo_exp.py
     labels = lambda bl: [EMOTIONS[int(e)] for b in bl for e in b["emotion"]]  # noqa: E731
     decoder = ResidualCodebookDecoder.from_codec(find_codec(SHARDS, None, PARAMS))
     judge_set = train[: args.judge_clips // 8] if args.judge_clips else train

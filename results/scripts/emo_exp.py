@@ -68,7 +68,9 @@ def main():
     ap.add_argument("--judge-batches", type=int, default=0, help="train batches the judge is fitted on (0: all)")
     args = ap.parse_args()
     torch.manual_seed(0)
-    train, val = batches("train"), batches("val")
+    # shuffled batches: the expression model standardises its input with BatchNorm, and a batch of
+    # consecutive clips (two speakers) teaches it per-speaker statistics it lacks at inference
+    train, val = batches("train", train=True), batches("val")
     labels = [EMOTIONS[int(e)] for b in val for e in b["emotion"]]
     decoder = ResidualCodebookDecoder.from_codec(find_codec(SHARDS, None, PARAMS))
     judge_set = train[: args.judge_batches] if args.judge_batches else train
@@ -77,7 +79,7 @@ def main():
     cfg = model_config("tiny", PARAMS).with_updates(
         style_dit={"c_lip_source": "ground_truth"}, face_style={"emotion_temperature": args.train_temperature})
     t = time.time()
-    expression, acc = train_expression(cfg, batches("train", bs=16), val, args.expression_steps, 0.995)
+    expression, acc = train_expression(cfg, batches("train", train=True, bs=16), val, args.expression_steps, 0.995)
     print(json.dumps({"expression_val_window_acc": acc, "s": round(time.time() - t)}), flush=True)
     stage = teacher_style_stage(cfg, train, args.bert_steps, expression)
     fit(stage, train, args.steps, log_every=500)

@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--guidance-id", default="0", help="comma list of c_id guidance weights to score")
     args = ap.parse_args()
     torch.manual_seed(0)
-    train, val = batches("train"), batches("val")
+    train, val = batches("train", train=True), batches("val")  # shuffled: see emo_exp.py
     codec = find_codec(SHARDS, None, PARAMS)
     decoder = ResidualCodebookDecoder.from_codec(codec)
     cfg = model_config("tiny", PARAMS).with_updates(
