@@ -82,8 +82,10 @@ def main() -> int:
 
     from ray import serve
 
+    from imagintalk.ray_session import start_ray
     from imagintalk.serve.app import SPEAK_PATH, start_server
 
+    start_ray()  # before the port is picked: Ray's own listeners take fixed ports (52365, ...)
     port = _free_port()
     start_server(args.model, load_params(), port=port)
     url = f"http://127.0.0.1:{port}{SPEAK_PATH}"

@@ -183,10 +183,14 @@ def test_serve_load_test_on_loopback(champion, clip):
     import ray
     from ray import serve
 
+    from imagintalk.ray_session import start_ray
     from imagintalk.serve.app import HEALTH_PATH, SPEAK_PATH, start_server
 
     params = tiny_params().model_copy(update={"serve": tiny_params().serve.model_copy(
         update={"max_request_bytes": 2_000_000, "max_batch_size": 4})})
+    # Ray first: its dashboard agent listens on a fixed port (52365) that a free port picked before
+    # Ray started can be (a clean-clone run failed so)
+    start_ray()
     port = _free_port()
     os.environ["MLFLOW_TRACKING_URI"] = champion["uri"]
     try:
