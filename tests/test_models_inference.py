@@ -130,6 +130,24 @@ def test_save_load_round_trip_gives_identical_outputs(model, batch, tmp_path):
         ImaginTalk.load(tmp_path)
 
 
+def test_weights_that_do_not_match_the_saved_config_are_one_line_naming_the_part(model, tmp_path):
+    """A model saved before a default changed (here: the vocoder's width) must not load as a torch
+    traceback of every mismatched key: one line, the part's file, the first mismatch, what to do."""
+    import json
+
+    from imagintalk.errors import ArtifactError
+
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m/imagintalk.json").read_text())
+    meta["model"]["vocoder"]["dim"] *= 2
+    (tmp_path / "m/imagintalk.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError) as err:
+        ImaginTalk.load(tmp_path / "m")
+    msg = str(err.value)
+    assert "\n" not in msg and "vocoder.pt" in msg and "older ImaginTalk" in msg
+    assert "size mismatch" in msg or "Missing key" in msg
+
+
 def test_the_data_sides_residual_codec_plugs_in_and_round_trips(cfg, batch, tmp_path):
     books = ResidualCodebookDecoder.random(cfg.vocab, seed=1).codebooks.numpy()
     codec = ResidualCodec(books, {"kind": CODEC_KIND, "levels": 8, "codebook_size": 256})

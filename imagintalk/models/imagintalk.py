@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from imagintalk.config import Params
 from imagintalk.emotions import EMOTIONS
-from imagintalk.errors import ConfigError
+from imagintalk.errors import ArtifactError, ConfigError
 from imagintalk.models.batch import Batch, frame_mask
 from imagintalk.models.codec_decoder import CodecDecoder, ResidualCodebookDecoder, WaveformCodec, decode_batch
 from imagintalk.models.config import ModelConfig
@@ -242,7 +242,13 @@ class ImaginTalk(nn.Module):
             path = src / f"{name}.pt"
             if not path.is_file():
                 raise ConfigError(path, "part missing from the model directory")
-            module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            try:
+                module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            except RuntimeError as exc:  # torch lists every mismatch over many lines: keep the first
+                first = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), str(exc))
+                raise ArtifactError(path, "weights do not match the model config saved beside them "
+                                          "(a model saved by an older ImaginTalk whose defaults have changed? "
+                                          f"retrain it, or load it with the version that saved it): {first}") from None
         return model.to(device).eval()
 
 
