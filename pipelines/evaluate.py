@@ -88,10 +88,12 @@ def _split_metas(shards: str, params: Params, split: str = "test") -> dict[str, 
     return {key_to_clip_id(k): json.loads(m) for k, m in ds}
 
 
-def _clips(shards: str, split: str, params: Params, limit: int):
+def _clips(shards: str, split: str, params: Params, limit: int, fields: list[str] | None = None):
+    """Batches of ``split`` with their audio (``limit`` clips, 0 = all); ``fields``: the record
+    fields to decode besides it (None: all)."""
     from imagintalk.data.loader import make_loader
 
-    cfg = params.loader.model_copy(update={"audio": True, "num_workers": 0})
+    cfg = params.loader.model_copy(update={"audio": True, "num_workers": 0, "fields": fields})
     n = 0
     for batch in make_loader(shards, split, train=False, cfg=cfg, storage_cfg=params.storage):
         yield batch
@@ -105,7 +107,8 @@ def _train_emotion_judge(shards: str, params: Params):
     from imagintalk.eval.emotion_judge import EmotionJudge
 
     audios, labels = [], []
-    for batch in _clips(shards, "train", params, limit=params.eval.emotion_judge_clips):
+    # the judge hears the audio only: no lips, faces or codes decoded for it
+    for batch in _clips(shards, "train", params, limit=params.eval.emotion_judge_clips, fields=[]):
         for b, e in enumerate(batch["emotion"].tolist()):
             if e >= 0:
                 t = int(batch["lengths"][b])
