@@ -32,13 +32,17 @@ def waves_of(decoder, codes, mask):
     return [gl_wave(mel[i, :, : 2 * int(mask[i].sum())].numpy()) for i in range(codes.shape[0])]
 
 
-def generate(stage, decoder, val, drop, temperature=0.0):
+def generate(stage, decoder, val, drop=(), temperature=0.0, emotion="label"):
+    """Griffin-Lim waves of the ``val`` clips from ground-truth units; ``drop``: conditions left to
+    the DiT's null ("id", "emo"); ``emotion``: c_emo from the clip's corpus "label" (the oracle) or
+    the stage's expression model reading the "face"."""
     out = []
     stage.eval()
     with torch.no_grad():
         for b in val:
             c_lip, mask = stage.refiner.teacher_c_lip(b)
-            style = stage.face_style(b["identity"], b["face"], b["emotion"], frame_mask(b))
+            emo = stage.expression.label_batch(b).probs if emotion == "face" else b["emotion"]
+            style = stage.face_style(b["identity"], b["face"], emo, frame_mask(b))
             n = mask.shape[1]
             codes = stage.dit.sample(mask, c_lip, None if "id" in drop else style.c_id,
                                      None if "emo" in drop else style.c_emo[:, :n], style.emo_known,

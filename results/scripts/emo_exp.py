@@ -16,11 +16,10 @@ import time
 
 import torch
 from common import PARAMS, SHARDS, batches, fit, teacher_style_stage
-from cond_exp import truth_waves, waves_of
+from cond_exp import generate, truth_waves
 
 from imagintalk.emotions import EMOTIONS
 from imagintalk.eval.emotion_judge import EmotionJudge
-from imagintalk.models.batch import frame_mask
 from imagintalk.models.codec_decoder import ResidualCodebookDecoder
 from imagintalk.models.config import model_config
 from imagintalk.models.expression import ExpressionModel, ExpressionScore
@@ -38,24 +37,6 @@ def train_expression(cfg, train, val, steps, ema_decay):
     for b in val:
         score.add(b)
     return model, score.result()["expression_acc"]
-
-
-def generate(stage, decoder, val, source, temperature=1.0):
-    """Waves of the validation clips with c_emo from ``source``: "face", "label" or "none"."""
-    out = []
-    stage.eval()
-    stage.face_style.emotion_temperature = temperature
-    with torch.no_grad():
-        for b in val:
-            c_lip, mask = stage.refiner.teacher_c_lip(b)
-            emotion = stage.expression.label_batch(b).probs if source == "face" else b["emotion"]
-            style = stage.face_style(b["identity"], b["face"], emotion, frame_mask(b))
-            n = mask.shape[1]
-            codes = stage.dit.sample(mask, c_lip, style.c_id, None if source == "none" else style.c_emo[:, :n],
-                                     style.emo_known, steps=16, generator=torch.Generator().manual_seed(0),
-                                     temperature=0.0)
-            out += waves_of(decoder, codes, mask)
-    return out
 
 
 def main():
@@ -85,10 +66,11 @@ def main():
     fit(stage, train, args.steps, log_every=500)
     res = {"train_temperature": args.train_temperature, "steps": args.steps,
            "truth": judge.accuracy(truth_waves(decoder, val), labels),
-           "label": judge.accuracy(generate(stage, decoder, val, "label"), labels),
-           "no_emo": judge.accuracy(generate(stage, decoder, val, "none"), labels)}
+           "label": judge.accuracy(generate(stage, decoder, val), labels),
+           "no_emo": judge.accuracy(generate(stage, decoder, val, drop=("emo",)), labels)}
     for temp in args.temperatures:
-        res[f"face_T{temp}"] = judge.accuracy(generate(stage, decoder, val, "face", temp), labels)
+        stage.face_style.emotion_temperature = temp  # inference only: the DiT is trained
+        res[f"face_T{temp}"] = judge.accuracy(generate(stage, decoder, val, emotion="face"), labels)
     print(json.dumps(res), flush=True)
 
 
