@@ -112,6 +112,42 @@ def test_style_dit_and_face_style_ignore_padding(cfg):
                                logits[mask[:, None].expand(-1, 8, -1)], atol=1e-5, rtol=1e-4)
 
 
+def test_style_dit_training_loss_projects_only_the_masked_tokens_and_equals_the_dense_loss(cfg):
+    """The loss scores masked (level, position) pairs only: their logits, projected alone, equal
+    the full forward's, and the loss equals the dense cross-entropy averaged over them."""
+    torch.manual_seed(0)
+    dit = StyleDiT(cfg, 64).eval()
+    b = random_batch(cfg.vocab, [9, 5], seed=2)
+    mask, codes = b["unit_mask"], b["codes"].long()
+    n = mask.shape[1]
+    c_lip, c_id, c_emo = torch.randn(2, n, 64), torch.randn(2, 64), torch.randn(2, n, 64)
+    t = torch.tensor([0.4, 0.8])
+    masked = (torch.rand(codes.shape) < 0.5) & mask[:, None]
+    inputs = torch.where(masked, dit.mask_id, codes)
+    dense = dit(inputs, t, mask, c_lip, c_id, c_emo)
+    parts = dit.masked_logits(dit.hidden(inputs, t, mask, c_lip, c_id, c_emo), masked)
+    assert sum(len(logits) for logits, _ in parts) == int(masked.sum())
+    for level, (logits, (bi, ni)) in enumerate(parts):
+        torch.testing.assert_close(logits, dense[bi, level, ni], atol=1e-5, rtol=1e-5)
+    # the training loss: the same RNG draws, then the dense reference over the same masked tokens
+    torch.manual_seed(7)
+    loss, metrics = dit.loss(codes, mask, c_lip, c_id, c_emo)
+    torch.manual_seed(7)
+    lv = codes.shape[1]
+    gamma = torch.cos(0.5 * torch.pi * torch.rand(2)).clamp_min(1.0 / (lv * n))
+    valid = mask[:, None, :].expand_as(codes)
+    u = torch.rand(codes.shape)
+    from imagintalk.models.unit_bert import force_one_per_row
+    masked = force_one_per_row(((u < gamma[:, None, None]) & valid).flatten(1), valid.flatten(1),
+                               -u.flatten(1)).view(codes.shape)
+    keep = [torch.rand(2) >= p for p in (dit.cfg.drop_lip, dit.cfg.drop_id, dit.cfg.drop_emo)]
+    target = torch.where(valid, codes, torch.zeros_like(codes))
+    logits = dit(torch.where(masked, dit.mask_id, target), gamma, mask, c_lip, c_id, c_emo, *keep)
+    ce = torch.nn.functional.cross_entropy(logits.permute(0, 3, 1, 2), target, reduction="none")
+    torch.testing.assert_close(loss, ce[masked].mean(), atol=1e-5, rtol=1e-5)
+    assert metrics["masked_acc"] == pytest.approx(float((logits.argmax(-1) == target)[masked].float().mean()))
+
+
 def test_vocoder_waveform_lengths_follow_the_mel_lengths_and_ignore_padding(cfg):
     torch.manual_seed(0)
     voc = NeuralVocoder(cfg).eval()

@@ -2,7 +2,9 @@
 the face end to end (``id_source=face``) or through the voice bottleneck (``id_source=voice``),
 scored on the validation speakers by the speaker similarity (GE2E cosine against the clip's real
 audio, ``speaker.npy``) of Griffin-Lim audio of the sampled codes, with c_id and without it
-(``no_id``: the DiT's null identity). The gap full − no_id is issue 13's target (≥ 0.05).
+(``no_id``: the DiT's null identity). The gap full − no_id is issue 13's target (≥ 0.05). With the
+voice bottleneck, ``oracle_voice`` reads c_id from the clip's own real-audio GE2E embedding: how
+well the DiT renders a voice it is told exactly.
 
     SHARDS=datasets/synthtalk_large/shards python results/scripts/id_exp.py --source voice --steps 1500
 """
@@ -12,6 +14,7 @@ import json
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from common import PARAMS, SHARDS, batches, fit, gl_wave, teacher_style_stage
 
 from imagintalk.features.speaker import speaker_embedding
@@ -22,7 +25,9 @@ from imagintalk.tokenizers.locate import find_codec
 from imagintalk.train.loop import moving_average
 
 
-def similarity(stage, decoder, val, drop_id, guidance_id=0.0):
+def similarity(stage, decoder, val, drop_id, guidance_id=0.0, oracle=False):
+    """Mean speaker similarity on ``val``; ``oracle`` (voice bottleneck only): c_id from the clip's
+    own ground-truth GE2E embedding, i.e. a perfect face → voice predictor."""
     sims = []
     stage.eval()
     with torch.no_grad():
@@ -30,7 +35,11 @@ def similarity(stage, decoder, val, drop_id, guidance_id=0.0):
             c_lip, mask = stage.refiner.teacher_c_lip(b)
             emotion = stage.expression.label_batch(b).probs
             style = stage.face_style(b["identity"], b["face"], emotion, frame_mask(b))
-            codes = stage.dit.sample(mask, c_lip, None if drop_id else style.c_id, style.c_emo[:, : mask.shape[1]],
+            c_id = style.c_id
+            if oracle:
+                voice = F.normalize(b["speaker"].float(), dim=-1)
+                c_id = stage.face_style.voice_in(voice * voice.shape[-1] ** 0.5)
+            codes = stage.dit.sample(mask, c_lip, None if drop_id else c_id, style.c_emo[:, : mask.shape[1]],
                                      style.emo_known, steps=16, generator=torch.Generator().manual_seed(0),
                                      temperature=0.0, guidance={"lip": 0.0, "id": guidance_id, "emo": 0.0})
             mel = decoder.decode_batch(codes)
@@ -76,6 +85,8 @@ def main():
                    "no_id": similarity(m, decoder, val, True)}
             for g in (float(x) for x in args.guidance_id.split(",")):
                 res[f"full_g{g}"] = similarity(m, decoder, val, False, g)
+            if args.source == "voice":
+                res["oracle_voice"] = similarity(m, decoder, val, False, oracle=True)
             print(json.dumps(res), flush=True)
 
     fit(stage, train, args.steps, after_step=after_step)
