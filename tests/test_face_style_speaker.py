@@ -16,8 +16,14 @@ from imagintalk.models.stages import build_stage
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def _face(cfg):
+    """The end-to-end face path (``id_source: face``), the one with the projection."""
+    return cfg.with_updates(face_style={"id_source": "face"})
+
+
 def test_speaker_loss_is_weighted_l1_and_off_without_weight_or_target(cfg):
     torch.manual_seed(0)
+    cfg = _face(cfg)
     style = FaceStyleAdapter(cfg)
     c_id = torch.randn(3, cfg.face_style.dim)
     out = StyleOutput(c_id=c_id, c_emo=torch.zeros(3, 1, cfg.face_style.dim), emo_known=torch.ones(3, dtype=bool))
@@ -30,6 +36,14 @@ def test_speaker_loss_is_weighted_l1_and_off_without_weight_or_target(cfg):
     assert float(style.speaker_loss(out, None)[0]) == 0.0
     off = FaceStyleAdapter(cfg.with_updates(face_style={"speaker_weight": 0.0}))
     assert float(off.speaker_loss(out, speaker)[0]) == 0.0 and off.speaker_loss(out, speaker)[1] == {}
+
+
+def test_each_identity_path_builds_only_its_own_parts(cfg):
+    face = set(FaceStyleAdapter(_face(cfg)).state_dict())
+    voice = set(FaceStyleAdapter(cfg.with_updates(face_style={"id_source": "voice"})).state_dict())
+    assert any(k.startswith("face_encoder.") for k in face) and not any(k.startswith("voice_") for k in face)
+    assert not any(k.startswith(("face_encoder.", "id_mlp.", "speaker_proj.")) for k in voice)
+    assert any(k.startswith("voice_pred.") for k in voice)
 
 
 def test_style_stage_loss_adds_the_speaker_term_and_pulls_c_id_toward_the_voice(cfg):
@@ -54,6 +68,7 @@ def test_style_stage_loss_adds_the_speaker_term_and_pulls_c_id_toward_the_voice(
 
 def test_inference_never_uses_the_projection(cfg):
     torch.manual_seed(0)
+    cfg = _face(cfg)
     model = ImaginTalk(cfg, ResidualCodebookDecoder.random(cfg.vocab, seed=1))
     batch = random_batch(cfg.vocab, [5, 4], seed=7)
     calls = []
@@ -69,6 +84,7 @@ def test_inference_never_uses_the_projection(cfg):
 
 def test_an_adapter_saved_before_the_speaker_loss_still_loads_strictly(cfg):
     torch.manual_seed(0)
+    cfg = _face(cfg)
     old = {k: v for k, v in FaceStyleAdapter(cfg).state_dict().items() if not k.startswith("speaker_proj.")}
     fresh = FaceStyleAdapter(cfg)
     fresh.load_state_dict(old)

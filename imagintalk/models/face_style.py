@@ -1,6 +1,8 @@
 """Face-style adapter: who is speaking (c_id) and how they feel over time (c_emo).
 
-- c_id = MLP(concat(face-identity descriptor, trainable face-crop CNN)). The dlib descriptor
+- c_id, by default (``id_source: voice``, below): a linear map of the voice the face implies, a
+  GE2E embedding predicted from the face-identity descriptor. Or (``id_source: face``) MLP(concat(
+  face-identity descriptor, trainable face-crop CNN)), learnt end to end: the dlib descriptor
   (ArcFace-like, fixed) says who the face is; the trainable encoder (FaceNet-like) can pick up what
   the descriptor was trained to ignore but the voice correlates with (age, build, expression).
 - c_emo = embedding of the per-frame emotion (a label broadcast over the clip, or per-frame
@@ -20,8 +22,10 @@ c_id is a linear map of that unit-norm embedding. During training each clip's Di
 probability ``voice_teacher``, the ground-truth audio's embedding in place of the prediction, so the
 DiT learns "this voice embedding → this voice" over every training speaker, and the face → voice
 map is a separate regression that carries to a new face as far as the face predicts the voice.
-Why: with c_id learnt end to end from 104 faces the DiT learns the faces, and on unseen faces c_id
-did worse than no identity at all (results/README.md, "Voice from the face").
+Why it is the default: with c_id learnt end to end from 104 faces the DiT learns the faces, and on
+unseen faces c_id carried almost nothing (the fifth quality run: ``no_id`` as close to the real
+voice as ``full``). On validation speakers the bottleneck's voice is closer to the real one and
+further from ``no_id`` (results/README.md, "Voice from the face, again").
 """
 
 from __future__ import annotations
@@ -91,13 +95,16 @@ class FaceStyleAdapter(nn.Module):
         super().__init__()
         f, v = cfg.face_style, cfg.vocab
         self.vocab = v
-        self.face_encoder = FaceEncoder(f.face_channels, f.dim)
-        self.id_mlp = nn.Sequential(nn.Linear(v.identity_dim + f.dim, f.dim), nn.SiLU(), nn.Dropout(f.dropout),
-                                    nn.Linear(f.dim, f.dim))
         self.emo_embed = nn.Embedding(v.num_emotions, f.dim)
-        self.speaker_proj = nn.Linear(f.dim, v.speaker_dim)
         self.id_source, self.voice_teacher = f.id_source, f.voice_teacher
-        if f.id_source == "voice":
+        # each identity path builds only its own parts (a part no loss reaches would train nothing
+        # and still be saved and loaded)
+        if f.id_source == "face":
+            self.face_encoder = FaceEncoder(f.face_channels, f.dim)
+            self.id_mlp = nn.Sequential(nn.Linear(v.identity_dim + f.dim, f.dim), nn.SiLU(), nn.Dropout(f.dropout),
+                                        nn.Linear(f.dim, f.dim))
+            self.speaker_proj = nn.Linear(f.dim, v.speaker_dim)
+        else:
             # standardised input: the descriptor's coordinates are ~0.09 apart, and unscaled the MLP
             # learns the voice far slower (validation cosine 0.83 vs 0.86 after 750 steps)
             self.voice_pred = nn.Sequential(nn.BatchNorm1d(v.identity_dim, affine=False),
@@ -152,8 +159,9 @@ class FaceStyleAdapter(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A model saved before the speaker loss existed has no projection; it serves training only,
         # so such a model still loads (strictly) and keeps a fresh one.
-        for name, tensor in self.speaker_proj.state_dict().items():
-            state_dict.setdefault(f"{prefix}speaker_proj.{name}", tensor)
+        if self.id_source == "face":
+            for name, tensor in self.speaker_proj.state_dict().items():
+                state_dict.setdefault(f"{prefix}speaker_proj.{name}", tensor)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def speaker_loss(self, style: StyleOutput, speaker: Tensor | None) -> tuple[Tensor, dict[str, float]]:

@@ -58,7 +58,9 @@ USES: dict[str, tuple[str, str]] = {
         "Silent talking-face video in, speech out (video-to-speech, dubbing): the composite of "
         "the registered stages, loadable with mlflow.pyfunc.load_model.",
         "Generated speech is synthetic and must be disclosed as such. The words come from the lips "
-        "(c_lip), the voice from the face's identity (c_id: dlib descriptor + face-crop encoder), "
+        "(c_lip), the voice from the face's identity (c_id: by default a map of the speaker embedding "
+        "that the face's dlib descriptor predicts; `face_style.id_source: face` = descriptor + "
+        "face-crop encoder, end to end), "
         "the emotion from the facial expression (c_emo: the expression model's per-frame "
         "probabilities, smoothed over 0.5 s) unless the caller overrides it (`speak --emotion`, the "
         "endpoint's `emotion` field); no corpus label ever reaches it. Intelligibility is limited by "
