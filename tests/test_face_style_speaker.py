@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from imagintalk.models.batch import random_batch
 from imagintalk.models.codec_decoder import ResidualCodebookDecoder
-from imagintalk.models.face_style import FaceStyleAdapter, StyleOutput
+from imagintalk.models.face_style import FaceStyleAdapter, SpeakerVoices, StyleOutput
 from imagintalk.models.imagintalk import ImaginTalk
 from imagintalk.models.stages import build_stage
 
@@ -138,3 +138,35 @@ def test_voice_bottleneck_trains_on_a_batch_of_one_clip(cfg):
     batch = random_batch(cfg.vocab, [5], seed=2)
     out = style(batch["identity"], batch["face"], batch["emotion"], batch["lip_mask"], batch["speaker"])
     assert out.c_id.shape == (1, cfg.face_style.dim) and style.voice_pred[0].training
+
+
+def test_speaker_voices_are_running_means_of_each_speakers_clips():
+    voices = SpeakerVoices()
+    a1, a2, b1 = (F.normalize(torch.randn(1, 8), dim=-1) for _ in range(3))
+    first = voices(["synth/spkA/0", "synth/spkB/0"], torch.cat([a1, b1]))
+    torch.testing.assert_close(first, torch.cat([a1, b1]))
+    second = voices(["synth/spkA/1", "other/spkA/0"], torch.cat([a2 * 3.0, a2]))  # norm is ignored
+    torch.testing.assert_close(second[0], F.normalize(a1[0] + a2[0], dim=-1))
+    torch.testing.assert_close(second[1], a2[0])  # another corpus's spkA is another speaker
+    # keys that do not name a speaker, or no keys: the clip's own (unit) embedding
+    torch.testing.assert_close(voices(["odd-key"], a1 * 2), a1)
+    torch.testing.assert_close(voices(None, a1 * 2), a1)
+
+
+@pytest.mark.parametrize("target", ["speaker", "clip"])
+def test_style_stage_teaches_with_the_speakers_voice_not_the_clips(cfg, target):
+    torch.manual_seed(0)
+    stage = build_stage("style_dit", cfg.with_updates(face_style={"voice_target": target})).train()
+    batch = random_batch(cfg.vocab, [6, 5, 4], seed=3)
+    batch["keys"] = ["synth/spkA/0", "synth/spkA/1", "synth/spkB/0"]
+    seen = []
+    stage.face_style.speaker_loss = lambda style, speaker: (seen.append(speaker), (style.c_id.sum() * 0, {}))[1]
+    stage.loss(batch)
+    own = F.normalize(batch["speaker"].float(), dim=-1)
+    if target == "speaker":
+        torch.testing.assert_close(seen[0][:2], F.normalize(own[0] + own[1], dim=-1).expand(2, -1))
+        torch.testing.assert_close(seen[0][2], own[2])
+        assert set(stage.voices.sums) == {"synth/spkA", "synth/spkB"}
+    else:
+        torch.testing.assert_close(seen[0], batch["speaker"])
+        assert stage.voices.sums == {}

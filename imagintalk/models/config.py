@@ -146,6 +146,12 @@ class FaceStyleConfig(_Cfg):
     # against 0.699 for ``face``, and 0.026 above ``no_id`` against 0.012.
     id_source: Literal["face", "voice"] = "voice"
     voice_teacher: float = 0.5
+    # The voice the teacher and the speaker loss use: ``speaker`` = the running mean of the
+    # speaker's GE2E embeddings over the training clips seen so far, ``clip`` = the clip's own.
+    # A clip's own embedding hears its emotion (a linear probe reads the validation clips' emotion
+    # from it at 0.52, from its departure from the speaker's mean at 0.72, chance 0.20), so as a
+    # teacher it tells the DiT the clip's emotion through c_id, which the face's c_id cannot.
+    voice_target: Literal["speaker", "clip"] = "speaker"
     # Sharpening of the face's smoothed per-frame emotion probabilities before c_emo, in training
     # and inference alike: 1 = as they are, 0 = the window's most likely emotion (one-hot), between
     # = p^(1/T) renormalised. An unseen face's reading is less confident than a training face's,

@@ -19,7 +19,8 @@ what predicts the voice. The projection serves only that loss; inference never u
 ``id_source: voice`` routes c_id through the voice instead (a bottleneck): a small MLP predicts
 the GE2E embedding from the face-identity descriptor alone (trained only by the L1 loss above), and
 c_id is a linear map of that unit-norm embedding. During training each clip's DiT reads, with
-probability ``voice_teacher``, the ground-truth audio's embedding in place of the prediction, so the
+probability ``voice_teacher``, the speaker's voice in place of the prediction (``voice_target``:
+the running mean of the speaker's clip embeddings, :class:`SpeakerVoices`, or the clip's own), so the
 DiT learns "this voice embedding → this voice" over every training speaker, and the face → voice
 map is a separate regression that carries to a new face as far as the face predicts the voice.
 Why it is the default: with c_id learnt end to end from 104 faces the DiT learns the faces, and on
@@ -80,6 +81,31 @@ def sharpen(probs: Tensor, temperature: float) -> Tensor:
         out = probs.clamp_min(1e-12) ** (1.0 / temperature)
         out = out / out.sum(dim=-1, keepdim=True)
     return out * valid
+
+
+class SpeakerVoices:
+    """Each speaker's voice as the running mean of the unit GE2E embeddings of its training clips
+    seen so far (``face_style.voice_target: speaker``), keyed by ``{corpus}/{speaker}`` from the
+    sample keys ``{corpus}/{speaker}/{clip}``. The voice teacher and the speaker loss then use the
+    speaker's voice rather than the clip's own embedding, which also carries the clip's emotion.
+    Training-only state: never saved, rebuilt within the first pass over the data."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+
+    def __call__(self, keys: list[str] | None, embeddings: Tensor) -> Tensor:
+        """B×D unit-norm speaker voices for the clips ``keys`` with embeddings B×D: the batch's
+        clips are added first, so clips of one speaker in one batch get the same voice; a key
+        without a speaker part keeps its own embedding."""
+        unit = F.normalize(embeddings.detach().float(), dim=-1)
+        if keys is None or len(keys) != unit.shape[0]:
+            return unit.to(embeddings.dtype)
+        speakers = [f"{p[0]}/{p[1]}" if len(p := str(key).split("/")) == 3 else None for key in keys]
+        for spk, e in zip(speakers, unit, strict=True):
+            if spk is not None:
+                self.sums[spk] = e.clone() if spk not in self.sums else self.sums[spk] + e
+        out = [e if spk is None else self.sums[spk] for spk, e in zip(speakers, unit, strict=True)]
+        return F.normalize(torch.stack(out), dim=-1).to(embeddings.dtype)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from imagintalk.models.codec_decoder import CodecDecoder, decode_batch
 from imagintalk.models.config import ModelConfig
 from imagintalk.models.error_detector import LipRefiner
 from imagintalk.models.expression import ExpressionModel
-from imagintalk.models.face_style import FaceStyleAdapter
+from imagintalk.models.face_style import FaceStyleAdapter, SpeakerVoices
 from imagintalk.models.layers import freeze
 from imagintalk.models.lip_aligner import LipAligner
 from imagintalk.models.style_dit import StyleDiT
@@ -46,6 +46,7 @@ class StyleStage(nn.Module):
         self.expression = freeze(expression or ExpressionModel(cfg))
         self.face_style = face_style or FaceStyleAdapter(cfg)
         self.dit = dit or StyleDiT(cfg, self.refiner.bert.dim)
+        self.voice_target, self.voices = cfg.face_style.voice_target, SpeakerVoices()
         self.train()  # the frozen refiner starts in eval mode
 
     def train(self, mode: bool = True) -> StyleStage:
@@ -65,10 +66,13 @@ class StyleStage(nn.Module):
         n = mask.shape[1]
         mask = mask & token_mask(batch)[:, :n]
         emotion = self.expression.label_batch(batch).probs  # the face's, not the corpus label
-        style = self.face_style(batch["identity"], batch["face"], emotion, fmask, batch.get("speaker"))
+        voice = batch.get("speaker")
+        if voice is not None and self.voice_target == "speaker":
+            voice = self.voices(batch.get("keys"), voice)  # the speaker's voice, not the clip's
+        style = self.face_style(batch["identity"], batch["face"], emotion, fmask, voice)
         loss, metrics = self.dit.loss(batch["codes"][:, :, :n], mask, c_lip, style.c_id, style.c_emo[:, :n],
                                       style.emo_known)
-        aux, aux_metrics = self.face_style.speaker_loss(style, batch.get("speaker"))
+        aux, aux_metrics = self.face_style.speaker_loss(style, voice)
         total = loss + aux
         return total, {**metrics, **aux_metrics, "dit_loss": metrics["loss"], "loss": float(total.detach())}
 
