@@ -148,6 +148,25 @@ def test_weights_that_do_not_match_the_saved_config_are_one_line_naming_the_part
     assert "size mismatch" in msg or "Missing key" in msg
 
 
+def test_a_model_saved_before_id_source_existed_loads_as_the_face_path(cfg, batch, tmp_path):
+    """``face_style.id_source`` defaults to ``voice`` now; a model saved before the field existed
+    had only the face path and must load as such, with the same output."""
+    import json
+
+    torch.manual_seed(0)
+    old = ImaginTalk(cfg.with_updates(face_style={"id_source": "face"}),
+                     ResidualCodebookDecoder.random(cfg.vocab, seed=1))
+    old.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m/imagintalk.json").read_text())
+    del meta["model"]["face_style"]["id_source"]
+    (tmp_path / "m/imagintalk.json").write_text(json.dumps(meta))
+    loaded = ImaginTalk.load(tmp_path / "m")
+    assert loaded.cfg.face_style.id_source == "face"
+    a = old.generate_batch(batch, steps=2, seed=0)
+    b = loaded.generate_batch(batch, steps=2, seed=0)
+    assert torch.equal(a.codes, b.codes)
+
+
 def test_the_data_sides_residual_codec_plugs_in_and_round_trips(cfg, batch, tmp_path):
     books = ResidualCodebookDecoder.random(cfg.vocab, seed=1).codebooks.numpy()
     codec = ResidualCodec(books, {"kind": CODEC_KIND, "levels": 8, "codebook_size": 256})

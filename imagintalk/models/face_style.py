@@ -12,9 +12,10 @@
   probabilities first (0: each window's most likely emotion).
 
 The adapter is trained end to end with the style-DiT, plus one auxiliary loss (as the paper's
-follow-up): c_id, through a linear projection, is pulled (L1) toward the GE2E speaker embedding of
-the clip's ground-truth audio (``speaker.npy`` in the record), so the face's style vector carries
-what predicts the voice. The projection serves only that loss; inference never uses it.
+follow-up) toward the speaker's GE2E embedding (from ``speaker.npy`` in the records; the speaker's
+running mean by default, ``voice_target``): on the face path c_id, through a linear projection
+that serves only that loss, is pulled (L1) toward it; on the voice path it is the voice MLP's
+target. Inference never uses it.
 
 ``id_source: voice`` routes c_id through the voice instead (a bottleneck): a small MLP predicts
 the GE2E embedding from the face-identity descriptor alone (trained only by the L1 loss above), and
