@@ -156,9 +156,14 @@ class FaceStyleAdapter(nn.Module):
             if self.training and speaker is not None and self.voice_teacher > 0:
                 teach = torch.rand(voice.shape[0], 1, device=voice.device) < self.voice_teacher
                 voice = torch.where(teach, F.normalize(speaker.to(voice.dtype), dim=-1), voice)
-            return self.voice_in(voice * math.sqrt(voice.shape[-1])), pred
+            return self.voice_condition(voice), pred
         face_vec = self.face_encoder(face_float(face, self.vocab.face_size))
         return self.id_mlp(torch.cat([identity.float(), face_vec], dim=-1)), None
+
+    def voice_condition(self, voice: Tensor) -> Tensor:
+        """c_id B×C of unit-norm voice embeddings B×D (the voice path), scaled by √D so each
+        element has unit RMS."""
+        return self.voice_in(voice * math.sqrt(voice.shape[-1]))
 
     def smooth(self, x: Tensor, mask: Tensor) -> Tensor:
         """Masked moving average over time (B×T×C): padded frames neither contribute nor change

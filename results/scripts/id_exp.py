@@ -37,8 +37,7 @@ def similarity(stage, decoder, val, drop_id, guidance_id=0.0, oracle=False):
             style = stage.face_style(b["identity"], b["face"], emotion, frame_mask(b))
             c_id = style.c_id
             if oracle:
-                voice = F.normalize(b["speaker"].float(), dim=-1)
-                c_id = stage.face_style.voice_in(voice * voice.shape[-1] ** 0.5)
+                c_id = stage.face_style.voice_condition(F.normalize(b["speaker"].float(), dim=-1))
             codes = stage.dit.sample(mask, c_lip, None if drop_id else c_id, style.c_emo[:, : mask.shape[1]],
                                      style.emo_known, steps=16, generator=torch.Generator().manual_seed(0),
                                      temperature=0.0, guidance={"lip": 0.0, "id": guidance_id, "emo": 0.0})
