@@ -83,7 +83,7 @@ def _model_config(c: MlflowClient, run_id: str):
 
     with tempfile.TemporaryDirectory() as tmp:
         path = c.download_artifacts(run_id, MODEL_CONFIG_ARTIFACT, tmp)
-        return ModelConfig.model_validate_json(Path(path).read_text())
+        return ModelConfig.from_saved(Path(path).read_text())
 
 
 def _audit_passed(shards: str, params: Params, audit_report: str | Path | None) -> bool | None:

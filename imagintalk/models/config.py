@@ -12,6 +12,7 @@ style-DiT blocks for the acoustic side) on top of auto_avsr's 12-block Conformer
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -253,6 +254,17 @@ class ModelConfig(_Cfg):
         if self.face_style.dim != self.style_dit.dim:
             raise ValueError("face_style.dim must equal style_dit.dim (c_id/c_emo modulate the DiT)")
         return self
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any] | str) -> ModelConfig:
+        """A model config saved beside weights (a dict or its JSON), with the defaults it was saved
+        under where a later default changed: a config saved before ``face_style.id_source`` existed
+        had only the face path (the default is now ``voice``), so it reads as the face path."""
+        data = json.loads(data) if isinstance(data, str) else data
+        face_style = data.get("face_style")
+        if isinstance(face_style, dict) and "id_source" not in face_style:
+            data = {**data, "face_style": {**face_style, "id_source": "face"}}
+        return cls.model_validate(data)
 
     def with_updates(self, **sections: dict) -> ModelConfig:
         """A copy with some fields of some sections replaced, e.g. ``style_dit={"drop_id": 0.5}``."""

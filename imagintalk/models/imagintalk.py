@@ -229,7 +229,7 @@ class ImaginTalk(nn.Module):
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT_VERSION:
             raise ConfigError(meta_path, f"unsupported format {meta.get('format')!r}")
-        cfg = ModelConfig.model_validate(_saved_defaults(meta["model"]))
+        cfg = ModelConfig.from_saved(meta["model"])
         # Weights come from the state dicts; do not reach for the original pretrained files.
         build_cfg = cfg.with_updates(lip_aligner={"pretrained_frontend": None, "load_pretrained": False})
         codec = _load_codec(src, meta["codec"], params)
@@ -290,12 +290,3 @@ def count_parameters(cfg: ModelConfig) -> dict[str, int]:
     counts["total"] = sum(counts.values())
     return counts
 
-
-def _saved_defaults(model: dict) -> dict:
-    """A saved model config with the defaults it was saved under where a later default changed:
-    a model saved before ``face_style.id_source`` existed had only the face path (the default is
-    now ``voice``), so it loads as the face path instead of being refused."""
-    face_style = model.get("face_style")
-    if isinstance(face_style, dict) and "id_source" not in face_style:
-        model = {**model, "face_style": {**face_style, "id_source": "face"}}
-    return model
