@@ -43,8 +43,9 @@ from imagintalk.preprocess.face_track import to_gray, track_faces  # noqa: E402
 from imagintalk.preprocess.identity import identity_embedding  # noqa: E402
 from imagintalk.preprocess.roi import make_mouth_rois  # noqa: E402
 
-# The reference: dlib itself runs the predictor and the descriptor (preprocessing before issue 16).
-REFERENCE = {"predictor_backend": "dlib", "descriptor_backend": "dlib"}
+# The reference: dlib itself runs the predictor (frame by frame) and the descriptor (preprocessing
+# before issue 16).
+REFERENCE = {"predictor_backend": "dlib", "descriptor_backend": "dlib", "landmark_batch": 1}
 TEXTS = ("set blue at a one now", "place green by d two soon", "lay red with f three again",
          "bin white in g four please", "set red at b five now", "place blue with h six again")
 
@@ -120,6 +121,8 @@ def main() -> None:
     cv2.setNumThreads(1)
     params = load_params()
     variants = {"reference": with_face(params, **REFERENCE), "fast": params}
+    if params.face.landmark_batch > 1:  # the same, landmarked frame by frame: what the runs save
+        variants["frame-by-frame"] = with_face(params, landmark_batch=1)
     load_start = load()
 
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
@@ -145,8 +148,8 @@ def main() -> None:
           f"{'from ' + str(args.manifest) if args.manifest else f'{args.size}x{args.size} px'}; load average "
           f"(1/5/15 min) {load_start} at start, {load_end} after the timing")
     print(f"fast = params.yaml face: predictor_backend={f.predictor_backend} descriptor_backend="
-          f"{f.descriptor_backend} detect_every={f.detect_every} descriptor_frames={f.descriptor_frames}; "
-          f"reference = the same with {REFERENCE}")
+          f"{f.descriptor_backend} detect_every={f.detect_every} landmark_batch={f.landmark_batch} "
+          f"descriptor_frames={f.descriptor_frames}; reference = the same with {REFERENCE}, frame by frame")
     for name, c in cpu.items():
         ratio = "" if name == "decode-only" else f"  ratio to decode-only {cpu['decode-only'] / c:.2f}x"
         name = f"{name} ({1000 * c / n:.1f} ms/clip)"

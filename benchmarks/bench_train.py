@@ -10,7 +10,10 @@ forward + backward + AdamW (compute). The loader alone is then read for as many 
 rate can be set beside the step rate. The vocoder learns on ground-truth mels here (no fitted
 codec in a random corpus): its decode of codec tokens, a table lookup, is left out.
 
-    python benchmarks/bench_train.py [--steps 30] [--threads 1] [--preset tiny] [--stages a,b]
+With ``--autocast`` each stage is also timed with its forward pass under bfloat16 autocast (the
+``train.stage_autocast`` setting), in its own row: which stages gain from mixed precision here.
+
+    python benchmarks/bench_train.py [--steps 30] [--threads 1] [--preset tiny] [--stages a,b] [--autocast]
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ def batches_forever(root: str, cfg):
         yield from make_loader(root, "train", True, cfg)
 
 
-def bench_stage(stage: str, root: str, params, preset: str, steps: int, warmup: int) -> dict[str, float]:
+def bench_stage(stage: str, root: str, params, preset: str, steps: int, warmup: int,
+                bf16: bool = False) -> dict[str, float]:
     cfg = model_config(preset, params)
     module = build_stage(stage, cfg)
     trainable = [p for p in module.parameters() if p.requires_grad]
@@ -53,7 +57,8 @@ def bench_stage(stage: str, root: str, params, preset: str, steps: int, warmup: 
         t0 = time.perf_counter()
         batch = next(stream)
         t1 = time.perf_counter()
-        loss, _ = module.loss(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = module.loss(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, params.train.grad_clip)
@@ -78,20 +83,23 @@ def main() -> None:
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--stages", default=",".join(ORDER))
     ap.add_argument("--clips", type=int, default=96)
+    ap.add_argument("--autocast", action="store_true", help="also time each stage under bfloat16 autocast")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     params = load_params()
     print(f"preset {args.preset}, {args.threads} torch thread(s), {args.steps} timed steps per stage")
-    print(f"{'stage':<16}{'steps/s':>9}{'samples/s':>11}{'data wait':>11}{'loader/step':>13}")
+    print(f"{'stage':<20}{'steps/s':>9}{'samples/s':>11}{'data wait':>11}{'loader/step':>13}")
     worst_wait, worst_ratio = 0.0, float("inf")
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         build_shards(Path(tmp), args.clips, 75, 32, units=params.tokenizer.k)
-        for stage in args.stages.split(","):
-            r = bench_stage(stage, tmp, params, args.preset, args.steps, args.warmup)
+        for stage, bf16 in itertools.product(args.stages.split(","), (False, True) if args.autocast else (False,)):
+            r = bench_stage(stage, tmp, params, args.preset, args.steps, args.warmup, bf16)
             ratio = r["loader_batches_per_s"] / r["steps_per_s"]
-            worst_wait, worst_ratio = max(worst_wait, r["data_wait"]), min(worst_ratio, ratio)
-            print(f"{stage:<16}{r['steps_per_s']:>9.2f}{r['samples_per_s']:>11.1f}{r['data_wait']:>10.1%}"
+            if not bf16:
+                worst_wait, worst_ratio = max(worst_wait, r["data_wait"]), min(worst_ratio, ratio)
+            name = f"{stage} (bf16)" if bf16 else stage
+            print(f"{name:<20}{r['steps_per_s']:>9.2f}{r['samples_per_s']:>11.1f}{r['data_wait']:>10.1%}"
                   f"{ratio:>12.1f}x", flush=True)
     print(f"worst data wait {worst_wait:.1%} (goal < 5%); slowest loader {worst_ratio:.1f}x the step rate "
           f"(goal >= 3x)")

@@ -14,10 +14,19 @@ class FaceConfig(Section):
     """Face track, mouth ROI and identity (imagintalk/preprocess)."""
 
     detector: str = Field("dlib", pattern="^dlib$")  # FaceDetector backend
-    detect_every: int = Field(10, ge=1)   # key-frame interval for dlib detection
+    # key-frame interval for dlib detection (between them the track follows the landmarks, and a
+    # cut or a lost face is re-detected on the frame where it happens; face_track.py)
+    detect_every: int = Field(25, ge=1)
     # Who runs the 68-point predictor: "numba" (dlib's model and algorithm compiled,
     # imagintalk/preprocess/shape_predictor.py: the same points, ~2x faster on a clip) or "dlib".
     predictor_backend: Literal["numba", "dlib"] = "numba"
+    # Tracked frames landmarked together, up to the next key frame: the predictor then reads each
+    # cascade's leaves once for the run instead of once a frame (memory traffic, not arithmetic, is
+    # its cost; face_track.py). 1 = frame by frame, each box from the previous frame's landmarks
+    # (dlib's own tracking, the accuracy reference); N > 1 places the run's boxes from the last
+    # landmarks before it. 25 with detect_every 25: as close to the true landmarks as frame by frame
+    # with detection every 10th frame, and a third less tracking time (results/README.md, issue 16).
+    landmark_batch: int = Field(25, ge=1)
     upsample: int = 0               # dlib HOG upsampling; 1 for small faces
     # Frames larger than this (longest side) are downscaled for HOG detection only; HOG needs faces
     # of ~80 px, so 640 keeps a 1080p talking head (face ~1/3 of the height) at ~120 px.

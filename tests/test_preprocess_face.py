@@ -104,14 +104,16 @@ def test_mouth_opening_tracks_the_animated_jaw(clip, track):
     assert np.corrcoef(opening, made.openings)[0, 1] > 0.8
 
 
-def test_lost_face_is_redetected_and_short_gaps_are_interpolated():
+@pytest.mark.parametrize("batch", [1, 10])
+def test_lost_face_is_redetected_and_short_gaps_are_interpolated(batch):
+    cfg = FaceConfig(landmark_batch=batch)
     face = photo("astronaut")
     frames = talking_frames(face, np.full(30, 3.0), seed=2)
     rng = np.random.default_rng(0)
     frames[12:15] = rng.integers(0, 255, frames[12:15].shape, dtype=np.uint8)  # 3 frames without a face
     frames[23:] = np.roll(frames[23:], 30, axis=2)  # the face jumps 30 px right mid-interval
     det = CountingDetector()
-    tr = track_faces(frames, CFG, det)
+    tr = track_faces(frames, cfg, det)
     assert not tr.found[12:15].any() and tr.filled[12:15].all()
     assert tr.found[:12].all() and tr.found[15:].all()
     # filled frames lie between their neighbours (linear interpolation)
@@ -121,6 +123,40 @@ def test_lost_face_is_redetected_and_short_gaps_are_interpolated():
     # after the jump the tracker re-detects and follows: the nose tip moved ~30 px
     assert abs((tr.landmarks[24, 30, 0] - tr.landmarks[21, 30, 0]) - 30) < 4
     assert det.detect_calls >= 30 // CFG.detect_every + 3
+
+
+class OneAtATime(DlibFaceDetector):
+    """The dlib backend without ``landmarks_many``: the tracker then landmarks frame by frame."""
+
+    def __getattribute__(self, name):
+        if name == "landmarks_many":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+class CountingBatches(DlibFaceDetector):
+    def __init__(self):
+        super().__init__()
+        self.runs: list[int] = []
+
+    def landmarks_many(self, images, boxes):
+        self.runs.append(len(images))
+        return super().landmarks_many(images, boxes)
+
+
+def test_landmarks_in_runs_follow_the_face_as_frame_by_frame_tracking_does(clip):
+    made, frames = clip
+    assert CFG.landmark_batch == CFG.detect_every == 25  # the defaults: a run spans the frames between key frames
+    det = CountingBatches()
+    runs = track_faces(frames, CFG, det)
+    one_by_one = track_faces(frames, CFG.model_copy(update={"landmark_batch": 1}))
+    assert runs.found.all() and runs.detections == one_by_one.detections == 2
+    # the 48 tracked frames (key frames 0 and 25) in two predictor calls, not 48
+    assert det.runs == [24, 24]
+    mouth = np.abs(runs.landmarks[:, 48:] - one_by_one.landmarks[:, 48:])
+    assert mouth.mean() < 1.0 and np.corrcoef(mouth_opening(runs), made.openings)[0, 1] > 0.8
+    # without landmarks_many the same runs are landmarked one frame at a time: the same points
+    assert np.array_equal(track_faces(frames, CFG, OneAtATime()).landmarks, runs.landmarks)
 
 
 def test_noise_video_has_no_face():

@@ -120,6 +120,22 @@ def tracking_load(mv):
     return load_stage_model(f"models:/{mv.name}/{mv.version}")
 
 
+def test_a_stage_in_bfloat16_autocast_is_its_own_run_and_computes_in_bfloat16(jobs):
+    params = tiny_params(max_steps=2, checkpoint_every=CKPT, stage_autocast={"lip_aligner": "bfloat16"},
+                         stage_ema={"lip_aligner": 0.5})
+    (jobs["root"] / "bf16").mkdir()
+    with tracking_store(jobs["root"] / "bf16") as uri:  # its own store: the other tests count versions
+        bf16 = train_lip_aligner(jobs["shards"], "tiny", str(jobs["root"] / "store_c"), params)
+    c, c_fp32 = tracking.client(uri), tracking.client(jobs["uri"])
+    run, fp32 = c.get_run(bf16.run_id), c_fp32.get_run(jobs["a"].run_id)
+    assert run.data.tags[HASH_TAG] != fp32.data.tags[HASH_TAG]  # never resumed from a float32 checkpoint
+    assert run.data.params["train.stage_autocast.lip_aligner"] == "bfloat16"
+    first = tracking.metric_curve(c, bf16.run_id, "loss")[1]
+    first_fp32 = tracking.metric_curve(c_fp32, jobs["a"].run_id, "loss")[1]
+    # the same weights and batch at step 1: only the precision of the forward pass differs
+    assert first != first_fp32 and first == pytest.approx(first_fp32, rel=0.02)
+
+
 def test_rerun_of_a_finished_job_returns_its_version_without_training(jobs):
     with tracking_store(jobs["root"]):
         again = train_lip_aligner(jobs["shards"], "tiny", str(jobs["root"] / "store_a"), jobs["params"])

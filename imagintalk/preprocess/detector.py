@@ -104,13 +104,24 @@ class DlibFaceDetector:
         return sorted(boxes, key=lambda b: -b.width * b.height)
 
     def landmarks(self, image: np.ndarray, box: Box) -> np.ndarray:
-        corners = (int(round(box.left)), int(round(box.top)), int(round(box.right)), int(round(box.bottom)))
         if self._compiled is not None and image.ndim == 2:  # (colour frames: dlib reads their luminance)
-            return self._compiled.predict(image[None], np.array([corners], np.float64))[0]
+            return self._compiled.predict(image[None], np.array([_corners(box)], np.float64))[0]
         import dlib
 
-        shape = _dlib_predictor()(np.ascontiguousarray(image), dlib.rectangle(*corners))
+        shape = _dlib_predictor()(np.ascontiguousarray(image), dlib.rectangle(*_corners(box)))
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+
+    def landmarks_many(self, images: np.ndarray, boxes: list[Box]) -> np.ndarray:
+        """(N, 68, 2) points of N gray frames (N×H×W) at once: the compiled predictor then reads
+        each cascade's leaves once for all of them (shape_predictor.py), the same points as N calls."""
+        if self._compiled is not None and images.ndim == 3:
+            return self._compiled.predict(images, np.array([_corners(b) for b in boxes], np.float64))
+        return np.stack([self.landmarks(im, b) for im, b in zip(images, boxes, strict=True)])
+
+
+def _corners(box: Box) -> tuple[int, int, int, int]:
+    """dlib's rectangles are whole pixels."""
+    return int(round(box.left)), int(round(box.top)), int(round(box.right)), int(round(box.bottom))
 
 
 def make_detector(cfg: FaceConfig) -> FaceDetector:

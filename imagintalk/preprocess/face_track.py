@@ -12,6 +12,12 @@ frame where the detector finds nothing is a miss, and until the face is found ag
 is a detection frame. Runs of up to ``max_gap`` missed frames between two found
 frames are filled by linear interpolation; longer runs and the clip's ends hold the nearest found
 frame, so the ROI is always defined and ``found`` tells what was measured.
+
+With ``landmark_batch`` > 1 the tracked frames between key frames are landmarked in runs of up to
+that many frames, every box of a run placed from the landmarks of the frame before the run: the
+predictor's cost is memory traffic (4 MB of regression-tree leaves a frame from a 65 MB model), and
+a run reads each cascade's leaves once for all its frames (shape_predictor.py). The checks stay per
+frame; a run ends at the first frame that fails one, and that frame is detected again.
 """
 
 from __future__ import annotations
@@ -84,17 +90,21 @@ def landmark_drift(lm: np.ndarray, prev: np.ndarray) -> float:
     return float(np.linalg.norm(lm - prev, axis=1).mean() / max(inter_ocular(prev), 1.0))
 
 
-def box_similarity(prev: np.ndarray, cur: np.ndarray, box: Box, size: int = PATCH_SIZE) -> float:
-    """Normalised cross-correlation of the box's content in two gray frames (1 = identical)."""
-    h, w = cur.shape[:2]
+def box_patch(img: np.ndarray, box: Box, size: int = PATCH_SIZE) -> np.ndarray | None:
+    """The box's gray content at ``size``², zero-mean float32 (None when the box has left the frame)."""
+    h, w = img.shape[:2]
     left, top = max(int(box.left), 0), max(int(box.top), 0)
     right, bottom = min(int(np.ceil(box.right)), w), min(int(np.ceil(box.bottom)), h)
     if right - left < 4 or bottom - top < 4:
-        return -1.0  # the box has left the frame
-    a, b = (cv2.resize(img[top:bottom, left:right], (size, size), interpolation=cv2.INTER_AREA)
-            .astype(np.float32) for img in (prev, cur))
-    a -= a.mean()
-    b -= b.mean()
+        return None
+    a = cv2.resize(img[top:bottom, left:right], (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return a - a.mean()
+
+
+def patch_similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Normalised cross-correlation of two ``box_patch``es (1 = identical, -1 when either is None)."""
+    if a is None or b is None:
+        return -1.0
     return float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-6))
 
 
@@ -134,31 +144,62 @@ def track_faces(frames: np.ndarray, cfg: FaceConfig, detector: FaceDetector | No
     prev_box: Box | None = None
     relation: _BoxRelation | None = None
     n_detect = 0
-    for t in range(t_total):
-        img = gray[t]
-        lm = box = None
+    t = 0
+    while t < t_total:
         if prev_lm is not None and relation is not None and t % cfg.detect_every != 0:
-            box = relation.box_for(prev_lm)
-            if box_similarity(gray[t - 1], img, box) >= cfg.min_track_similarity:
-                lm = det.landmarks(img, box)
-                if landmark_drift(lm, prev_lm) > cfg.max_drift:
-                    lm = None
-            if lm is None:
-                box = None  # lost: detect on this very frame
-        if lm is None:
-            n_detect += 1
-            candidates = detect_scaled(det, img, cfg.detect_max_side)
-            if candidates:
-                box = _pick(candidates, prev_box)
-                lm = det.landmarks(img, box)
-                relation = _BoxRelation.measure(box, lm)
-        if lm is None or box is None:
+            stop = min(t_total, t + cfg.landmark_batch, (t // cfg.detect_every + 1) * cfg.detect_every)
+            run, box = _tracked_run(gray, t, stop, prev_lm, relation, det, cfg)
+            for lm in run:
+                lms[t], boxes[t], found[t] = lm, box.as_array(), True
+                t += 1
+            if run:
+                prev_lm, prev_box = run[-1], box
+            if t == stop:
+                continue
+            # frame t lost the track: detect on this very frame
+        n_detect += 1
+        img = gray[t]
+        candidates = detect_scaled(det, img, cfg.detect_max_side)
+        if candidates:
+            box = _pick(candidates, prev_box)
+            lm = det.landmarks(img, box)
+            relation = _BoxRelation.measure(box, lm)
+            lms[t], boxes[t], found[t] = lm, box.as_array(), True
+            prev_lm, prev_box = lm, box
+        else:
             prev_lm = prev_box = None
-            continue
-        lms[t], boxes[t], found[t] = lm, box.as_array(), True
-        prev_lm, prev_box = lm, box
+        t += 1
     filled = _fill_gaps(lms, boxes, found, cfg.max_gap)
     return FaceTrack(lms, found, boxes, filled, n_detect)
+
+
+def _tracked_run(gray: np.ndarray, start: int, stop: int, prev_lm: np.ndarray, relation: _BoxRelation,
+                 det: FaceDetector, cfg: FaceConfig) -> tuple[list[np.ndarray], Box]:
+    """Landmarks of frames ``start``..``stop``-1 in the box placed from ``prev_lm`` (the landmarks of
+    frame ``start``-1), as far as the track holds: up to the first frame whose box content stops
+    resembling the frame before, or whose landmarks jump more than ``max_drift``. The frames of a
+    run are landmarked in one predictor call (``cfg.landmark_batch``; a run of one frame is dlib's
+    frame-by-frame tracking)."""
+    box = relation.box_for(prev_lm)
+    n, before = 0, box_patch(gray[start - 1], box)
+    while start + n < stop:
+        patch = box_patch(gray[start + n], box)  # one box for the run: each frame's patch is read once
+        if patch_similarity(before, patch) < cfg.min_track_similarity:
+            break
+        n, before = n + 1, patch
+    if n == 0:
+        return [], box
+    many = getattr(det, "landmarks_many", None)
+    predicted = (many(gray[start:start + n], [box] * n) if many is not None
+                 else [det.landmarks(gray[start + k], box) for k in range(n)])
+    run: list[np.ndarray] = []
+    last = prev_lm
+    for lm in predicted:
+        if landmark_drift(lm, last) > cfg.max_drift:
+            break
+        run.append(lm)
+        last = lm
+    return run, box
 
 
 def _fill_gaps(lms: np.ndarray, boxes: np.ndarray, found: np.ndarray, max_gap: int) -> np.ndarray:

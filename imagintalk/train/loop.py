@@ -199,6 +199,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model.train()
     sink = MetricSink(lc, tcfg.log_every, active=rank == 0)
     last: dict[str, float] = {}
+    autocast = tcfg.stage_autocast.get(lc.stage)
     while state.step < lc.max_steps:
         batches = epoch_batches(lc, pos.epoch, rank, world)
         batches = itertools.islice(batches, pos.batch_in_epoch, None)
@@ -211,7 +212,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if fail_at is not None and state.step + 1 == fail_at:
                 sink.flush()
                 raise InjectedFailure(f"train.fail_at_step={fail_at}: injected crash before step {fail_at}")
-            loss, metrics = model(to_device(batch, device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast is not None):
+                loss, metrics = model(to_device(batch, device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if tcfg.grad_clip > 0:
