@@ -209,9 +209,9 @@ class TrainConfig(Section):
     # then registers (imagintalk/train/loop.py moving_average); a stage not named keeps none
     stage_ema: dict[str, float] = Field(default_factory=dict)
     # per-stage mixed precision: the forward pass under torch.autocast in bfloat16 (weights, the
-    # optimizer and the losses' softmax stay float32). On a CPU with AVX512-BF16 or AMX, and on a
-    # GPU, a transformer's matmuls run about twice as fast; convolutions may not (measure it:
-    # benchmarks/bench_train.py --autocast). A stage not named trains in float32.
+    # optimizer and the losses' softmax stay float32), the usual setting on a GPU. On our 2-core
+    # AVX512-BF16 CPU the tiny stages gain 1.03-1.22x (benchmarks/bench_train.py --autocast), too
+    # little to change numerics by default. A stage not named trains in float32.
     stage_autocast: dict[str, Literal["bfloat16"]] = Field(default_factory=dict)
     checkpoint_every: int = 50      # steps between checkpoints reported to Ray Train
     checkpoints_to_keep: int = 2
