@@ -289,4 +289,3 @@ def count_parameters(cfg: ModelConfig) -> dict[str, int]:
     counts = {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items()}
     counts["total"] = sum(counts.values())
     return counts
-
