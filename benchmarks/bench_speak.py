@@ -36,7 +36,7 @@ def _speak_once(args: tuple[str, str, str]) -> tuple[float, float, float]:
 
     params = load_params()
     speaker = Speaker(model, params.model_copy(update={"speak": params.speak.model_copy(
-        update={"max_duration_s": 120.0})}))
+        update={"max_duration_s": 120.0})}), owns_process=True)  # as `imagintalk speak` loads it
     t0 = time.perf_counter()
     speech = speaker.speak(video)
     wall = time.perf_counter() - t0

@@ -179,7 +179,8 @@ def speak(
     """Generate speech from silent video."""
     from pipelines.speak import speak_video
 
-    _run(speak_video, video, out=out, dub=dub, model=model, params=_params(params), emotion=emotion)
+    _run(speak_video, video, out=out, dub=dub, model=model, params=_params(params), emotion=emotion,
+         owns_process=True)
 
 
 @app.command()

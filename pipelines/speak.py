@@ -35,10 +35,11 @@ class SpeakSummary:
 
 def speak_video(video: Path, out: Path | None = None, dub: Path | None = None,
                 model: str = "models:/imagintalk@champion", params: Params | None = None,
-                emotion: str | None = None) -> SpeakSummary:
+                emotion: str | None = None, owns_process: bool = False) -> SpeakSummary:
     """One file: errors raise (the CLI prints them and exits 1). A folder: each refused file is
     recorded with its reason in ``<out>/failures.json`` and the rest is voiced. ``emotion`` (a
-    vocabulary name) replaces the emotion read from each face; another name is refused at once."""
+    vocabulary name) replaces the emotion read from each face; another name is refused at once.
+    ``owns_process``: the caller is a process that exists to speak (the CLI; see ``Speaker``)."""
     params = params or load_params()
     emotion_override(emotion)  # a name outside the vocabulary: one line listing it, before any work
     video = Path(video)
@@ -60,7 +61,7 @@ def speak_video(video: Path, out: Path | None = None, dub: Path | None = None,
     else:
         jobs = [(video, Path(out or video.with_suffix(".wav").name), Path(dub) if dub else None)]
         refuse_overwrites(jobs)
-    speaker = Speaker(model, params)
+    speaker = Speaker(model, params, owns_process=owns_process)
     summary = SpeakSummary(model=model)
     if video.is_dir():
         for f, wav, dubbed in tqdm(jobs, desc="speak", unit="clip"):

@@ -122,16 +122,20 @@ def test_a_fresh_process_reads_the_parsed_arrays_from_the_derived_cache(frames, 
     shape_predictor.cache_clear()  # as in a fresh process
     try:
         parsed = shape_predictor(model)
-        cached = list((tmp_path / "derived").glob("shape_predictor-*.npz"))
+        cached = list((tmp_path / "derived").glob("shape_predictor-*.npys"))
         assert len(cached) == 1 and not list((tmp_path / "derived").glob("*.tmp*"))
         shape_predictor.cache_clear()
         reread = shape_predictor(model)
         assert reread is not parsed
         assert np.array_equal(reread.predict(frames[:4], rects), parsed.predict(frames[:4], rects))
-        cached[0].write_bytes(b"not an npz")  # a damaged cache is passed over, with a warning
-        shape_predictor.cache_clear()
-        again = shape_predictor(model)
-        assert np.array_equal(again.predict(frames[:4], rects), parsed.predict(frames[:4], rects))
-        assert "re-parsing" in caplog.text and str(cached[0]) in caplog.text
+        whole = cached[0].read_bytes()
+        for damaged in (b"not arrays", whole[: len(whole) // 2]):  # passed over, with a warning
+            cached[0].write_bytes(damaged)
+            shape_predictor.cache_clear()
+            caplog.clear()
+            again = shape_predictor(model)
+            assert np.array_equal(again.predict(frames[:4], rects), parsed.predict(frames[:4], rects))
+            assert "re-parsing" in caplog.text and str(cached[0]) in caplog.text
+            assert cached[0].read_bytes() == whole  # and written whole again
     finally:
         shape_predictor.cache_clear()

@@ -8,6 +8,7 @@ every refusal the user can meet.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import gc
 import io
 import json
 import os
@@ -133,6 +134,22 @@ def test_bad_inputs_get_one_line_errors(champion, tmp_path, make, reason):
     lines = res.output.strip().splitlines()
     assert lines[-1].startswith("error: ") and str(path) in lines[-1] and reason in lines[-1]
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_the_cli_freezes_the_model_it_loaded_and_a_pipeline_loading_one_does_not(champion, clip, tmp_path,
+                                                                                monkeypatch):
+    """gc.freeze keeps a first call's collections off the loaded model (inference.Speaker); only a
+    process that exists to speak may freeze: frozen garbage cycles are never collected."""
+    from imagintalk.config import Params
+    from imagintalk.serve.inference import Speaker
+
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    assert _speak(champion, str(clip), "-o", str(tmp_path / "x.wav")).exit_code == 0
+    assert frozen == [True]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion["uri"])
+    Speaker("models:/imagintalk@champion", Params())  # as pipelines/evaluate.py loads it
+    assert frozen == [True]
 
 
 def test_too_long_limit_comes_from_params(champion, clip, tmp_path):

@@ -51,7 +51,7 @@ class SpeakService:
         from imagintalk.serve.inference import Speaker
 
         self.params = Params.model_validate_json(params_json)
-        self.speaker = Speaker(model_uri, self.params)
+        self.speaker = Speaker(model_uri, self.params, owns_process=True)  # a replica is its own process
         self.model_uri = model_uri
         self._batched.set_max_batch_size(self.params.serve.max_batch_size)
         self._batched.set_batch_wait_timeout_s(self.params.serve.batch_wait_timeout_s)

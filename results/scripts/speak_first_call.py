@@ -28,7 +28,7 @@ def measure(model_uri: str, video: str) -> str:
     from imagintalk.config import load_params
     from imagintalk.serve.inference import Speaker
     t1 = time.perf_counter()
-    speaker = Speaker(model_uri, load_params())
+    speaker = Speaker(model_uri, load_params(), owns_process=True)  # as `imagintalk speak` loads it
     t2 = time.perf_counter()
     profile = cProfile.Profile()
     profile.enable()
