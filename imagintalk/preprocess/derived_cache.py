@@ -5,9 +5,9 @@ more to rebuild than to map: the 68-point predictor's 16 M variable-length float
 second to parse, shape_predictor.py) and the HOG face detector, which dlib decompresses from a
 string embedded in its library (0.17 s). Both are kept under ``$IMAGINTALK_DERIVED_CACHE``
 (default ``~/.cache/imagintalk/derived``), keyed by what they were derived from (the model file's
-content, dlib's version), and written
-whole or not at all (a temporary name, then a rename), so a reader never sees a partial file.
-A cache that cannot be read or written is passed over: the caller rebuilds.
+content, dlib's version), and written whole or not at all (a temporary name, then a rename), so a
+reader never sees a partial file. A cache that cannot be read or written is passed over: the
+caller rebuilds.
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ move a feature pixel by one at a rounding boundary), and the points can also be 
 The model file is dlib's serialisation of ``shape_predictor`` (version 1): the initial shape, the
 forests (splits idx1, idx2, thresh; leaf vectors), the anchor indices and deltas. Parsing its 16 M
 variable-length floats takes a compiled second; the arrays are then kept per process, and on disk
-(derived_cache.py, keyed by the model file's content), so a fresh
-process — every `imagintalk speak`, every Ray worker — maps 70 MB of arrays instead of parsing
-the model again (and pages in only the leaves it reads: ~10 ms, where reading them took 0.15 s).
+(derived_cache.py, keyed by the model file's content), so a fresh process — every `imagintalk
+speak`, every Ray worker — maps 70 MB of arrays instead of parsing the model again (and pages in
+only the leaves it reads: ~10 ms, where reading them took 0.15 s).
 """
 
 from __future__ import annotations
