@@ -182,6 +182,11 @@ class LoaderConfig(Section):
     # them. Each training stage asks for what its model reads (imagintalk/train/graph.py), so the
     # expression model never decodes a lip crop and the unit BERT never a face.
     fields: list[Literal["lips", "units", "codes", "mel", "identity", "speaker", "face", "landmarks"]] | None = None
+    # Training crops only (auto_avsr's video transform; set per stage from params ``lip_aligner``):
+    # each clip's crops mirrored left-right with this probability, and per second of video one span
+    # of up to ``time_mask_frames`` frames replaced by the clip's mean frame (adaptive time masking)
+    flip_prob: float = Field(0.0, ge=0.0, le=1.0)
+    time_mask_frames: int = Field(0, ge=0)
 
 
 class StorageConfig(Section):

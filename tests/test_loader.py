@@ -199,3 +199,48 @@ def test_a_speaker_subset_feeds_every_worker_even_from_one_shard(shard_root):
     parts = [[k for b in _all(make_loader(root, "train", False, cfg, shard_index=i, num_shards=2)) for k in b["keys"]]
              for i in range(2)]
     assert all(parts) and sorted(parts[0] + parts[1]) == sorted(k for k in recs if k.split("/")[1] == "s1")
+
+
+def _crops(sample, **aug):
+    from imagintalk.data.loader import CropLips
+
+    return CropLips(88, True, 5, False, ("lips",), **aug)(sample)["lips"]
+
+
+def test_the_aligners_augmentation_mirrors_and_masks_only_training_crops():
+    """auto_avsr's transform (LoaderConfig.flip_prob, time_mask_frames): the same random crop,
+    mirrored; spans replaced by the clip's mean frame, at most time_mask_frames per second; and
+    evaluation crops untouched whatever the settings."""
+    from imagintalk.data.loader import CropLips
+
+    rec = make_record("c/s0/00", 60, np.random.default_rng(2))
+    sample = encode_record(rec)
+    plain = _crops(sample)
+    assert np.array_equal(_crops(sample, flip_prob=1.0), plain[:, :, ::-1])
+    assert np.array_equal(_crops(sample, flip_prob=0.0), plain)
+    masked = _crops(sample, time_mask_frames=10)
+    changed = [t for t in range(60) if not np.array_equal(masked[t], plain[t])]
+    mean = plain.mean(axis=0).round().astype(np.uint8)
+    assert changed and all(np.array_equal(masked[t], mean) for t in changed)
+    assert len(changed) <= 10 * 2  # 60 frames: two spans of at most 10
+    assert np.array_equal(_crops(sample), plain)  # the decoded record itself was not written to
+    evaluated = CropLips(88, False, 5, False, ("lips",), flip_prob=1.0, time_mask_frames=10)(sample)["lips"]
+    assert np.array_equal(evaluated, rec.lips[:, 4:92, 4:92])
+
+
+def test_only_the_lip_aligner_trains_on_augmented_crops(shard_root):
+    from imagintalk.config import Params
+    from imagintalk.train.graph import STAGES
+
+    params = Params().model_copy(update={"lip_aligner": Params().lip_aligner.model_copy(
+        update={"flip_prob": 0.5, "time_mask_frames": 10})})
+    aligner = STAGES["lip_aligner"].loader_config(params)
+    assert (aligner.flip_prob, aligner.time_mask_frames) == (0.5, 10)
+    assert STAGES["lip_aligner"].loader_config(params, train=False).flip_prob == 0.0
+    for name in ("error_detector", "style_dit", "unit_bert"):
+        assert (STAGES[name].loader_config(params).flip_prob, STAGES[name].loader_config(params).time_mask_frames) \
+            == (0.0, 0)
+    root, recs = shard_root  # and the loader runs with it: every training clip, lips of the usual shape
+    keys = [k for b in _all(make_loader(root, "train", True, aligner.model_copy(update={"batch_size": 4})))
+            for k in b["keys"]]
+    assert sorted(keys) == sorted(k for k in recs if "/v/" not in k)

@@ -72,10 +72,12 @@ LOADER_FIELDS: dict[str, str] = {
 class CropLips:
     """Decode the fields the model reads (``fields``; None = all) and crop the 96×96 lip ROI to ``size``."""
 
-    def __init__(self, size: int, train: bool, seed: int, audio: bool, fields: Sequence[str] | None = None):
+    def __init__(self, size: int, train: bool, seed: int, audio: bool, fields: Sequence[str] | None = None,
+                 flip_prob: float = 0.0, time_mask_frames: int = 0):
         self.size, self.train, self.audio = size, train, audio
         self.fields = None if fields is None else frozenset(fields)
         self.rng = np.random.default_rng(seed)
+        self.flip_prob, self.time_mask_frames = flip_prob, time_mask_frames
 
     def _crop(self, sample: dict[str, Any]) -> np.ndarray:
         lips = decode_field("lips.npy", sample["lips.npy"], copy=False)
@@ -86,7 +88,24 @@ class CropLips:
             y, x = (int(self.rng.integers(0, h - self.size + 1)), int(self.rng.integers(0, w - self.size + 1)))
         else:
             y, x = (h - self.size) // 2, (w - self.size) // 2
-        return lips[:, y:y + self.size, x:x + self.size]
+        crop = lips[:, y:y + self.size, x:x + self.size]
+        return self._augment(crop) if self.train else crop
+
+    def _augment(self, crop: np.ndarray) -> np.ndarray:
+        """auto_avsr's video transform beyond the crop (LoaderConfig.flip_prob, time_mask_frames):
+        mirrored left-right, and per second of video (25 frames) one span of up to
+        ``time_mask_frames`` frames replaced by the clip's mean frame."""
+        if self.flip_prob and self.rng.random() < self.flip_prob:
+            crop = crop[:, :, ::-1]
+        if self.time_mask_frames:
+            crop = crop.copy()
+            t = len(crop)
+            mean = crop.mean(axis=0).round().astype(crop.dtype)
+            for _ in range(max(1, t // 25)):
+                width = int(self.rng.integers(0, self.time_mask_frames + 1))
+                start = int(self.rng.integers(0, max(1, t - width)))
+                crop[start:start + width] = mean
+        return crop
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         want = (lambda name: True) if self.fields is None else self.fields.__contains__
@@ -254,7 +273,8 @@ def make_dataset(root_or_urls: str | Sequence[str], split: str, train: bool, cfg
     if train and cfg.shuffle_buffer > 1:
         stages.append(wds.shuffle(cfg.shuffle_buffer, initial=cfg.shuffle_buffer,
                                   rng=random.Random(seed)))
-    stages.append(wds.map(CropLips(cfg.crop, train, seed, keep_audio, cfg.fields)))
+    stages.append(wds.map(CropLips(cfg.crop, train, seed, keep_audio, cfg.fields, cfg.flip_prob,
+                                   cfg.time_mask_frames)))
     stages.append(wds.batched(cfg.batch_size, collation_fn=collate, partial=not cfg.drop_last))
     return wds.DataPipeline(*stages)
 

@@ -37,6 +37,8 @@ class StageSpec:
     # only a mel codec needs it: a pretrained codec (``codec.component``) decodes its own tokens
     # to a waveform, so the stage is skipped (see ``skip_reason``)
     mel_codec_only: bool = False
+    # its training crops take params ``lip_aligner``'s augmentation (flip, time masking)
+    lip_augment: bool = False
 
     def loader_config(self, params: Params, train: bool = True,
                       train_speakers: Sequence[str] | None = None) -> LoaderConfig:
@@ -47,10 +49,14 @@ class StageSpec:
             update["batch_size"] = params.train.batch_size
         if not train:
             update["drop_last"] = False
-        elif self.speakers != "all" and train_speakers:
-            fit, held_out = holdout_split(train_speakers, params.train.detector_holdout)
-            if held_out:
-                update["speakers"] = fit if self.speakers == "fit" else held_out
+        else:
+            if self.speakers != "all" and train_speakers:
+                fit, held_out = holdout_split(train_speakers, params.train.detector_holdout)
+                if held_out:
+                    update["speakers"] = fit if self.speakers == "fit" else held_out
+            if self.lip_augment:
+                update["flip_prob"] = params.lip_aligner.flip_prob
+                update["time_mask_frames"] = params.lip_aligner.time_mask_frames
         return params.loader.model_copy(update=update)
 
 
@@ -68,7 +74,7 @@ STAGES: dict[str, StageSpec] = {
     "expression": StageSpec("expression", fields=("landmarks",)),
     "vocoder": StageSpec("vocoder", audio=True, codec=True, fields=("mel", "codes"), mel_codec_only=True),
     "unit_bert": StageSpec("unit_bert", fields=("units",)),
-    "lip_aligner": StageSpec("lip_aligner", speakers="fit", fields=("lips", "units")),
+    "lip_aligner": StageSpec("lip_aligner", speakers="fit", fields=("lips", "units"), lip_augment=True),
     "error_detector": StageSpec("error_detector", needs={"lip_aligner": "lip_aligner", "unit_bert": "unit_bert"},
                                 speakers="held_out", fields=("lips", "units")),
     "style_dit": StageSpec("style_dit", needs={"refiner": "error_detector", "expression": "expression"},

@@ -24,6 +24,7 @@ from imagintalk.eval.metrics import unit_error_rate
 from imagintalk.models.batch import frame_mask, token_mask
 from imagintalk.models.config import model_config
 from imagintalk.models.lip_aligner import LipAligner
+from imagintalk.shards.record import key_to_clip_id
 from imagintalk.train.checkpoint import MODEL_FILE, OPTIMIZER_FILE
 from imagintalk.train.graph import holdout_split
 from imagintalk.train.loop import warmup_schedule
@@ -33,7 +34,7 @@ def train_speakers():
     import webdataset as wds
     urls = resolve_shards(SHARDS, "train", PARAMS.storage)
     keys = [k for (k,) in wds.WebDataset(urls, shardshuffle=False, empty_check=False).to_tuple("__key__")]
-    return sorted({k.rsplit("/", 1)[0] for k in keys})
+    return sorted({key_to_clip_id(k).split("/")[1] for k in keys})  # {corpus}/{speaker}/{clip}: the loader's names
 
 
 @torch.no_grad()
