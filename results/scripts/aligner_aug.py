@@ -3,12 +3,12 @@
 Trains the tiny lip aligner from scratch in this process (one torch thread, batch 16, shuffled
 batches) on the training speakers the stage trains on (the train split minus the error
 detector's held-out speakers), and every ``--every`` steps scores all validation clips: UER (as
-``evaluate``) and frame accuracy, as ``aligner_curve.py`` does. ``--aug`` adds, on each training
-batch, what auto_avsr's video transform does besides the random crop the loader already makes:
-  flip: each clip's crops mirrored left-right with probability 0.5;
-  time: per second of video, one span of up to ``--mask-frames`` frames replaced by the clip's mean
-        frame (auto_avsr's adaptive time masking, 0.4 s a second at most there).
-Prints one JSON line per evaluation.
+``evaluate``) and frame accuracy, as ``aligner_curve.py`` does. ``--aug`` turns on the pipeline's
+augmentation of the aligner's training crops (the loader's, as ``lip_aligner.flip_prob`` and
+``time_mask_frames`` set it): ``flip`` mirrors each clip's crops with probability 0.5, ``time``
+replaces per second of video one span of up to ``--mask-frames`` frames by the clip's mean frame.
+Prints one JSON line per evaluation. (The figures in results/README.md came from this script at
+e2cf97a, which drew the same augmentation per batch with its own torch generator.)
 
     SHARDS=/tmp/exp/c120/datasets/synthtalk_large/shards python results/scripts/aligner_aug.py \
         --steps 600 --every 300 [--aug flip,time]
@@ -19,7 +19,7 @@ import json
 import time
 
 import torch
-from aligner_curve import score, train_speakers
+from aligner_curve import score, train_speakers, train_step
 from common import PARAMS, SHARDS, batches
 
 from imagintalk.data.loader import make_loader
@@ -27,21 +27,6 @@ from imagintalk.models.config import model_config
 from imagintalk.models.lip_aligner import LipAligner
 from imagintalk.train.graph import holdout_split
 from imagintalk.train.loop import warmup_schedule
-
-
-def augment(b, kinds, gen, mask_frames):
-    lips = b["lips"].clone()
-    if "flip" in kinds:
-        flip = torch.rand(len(lips), generator=gen) < 0.5
-        lips[flip] = lips[flip].flip(-1)
-    if "time" in kinds:
-        for i, n in enumerate(b["lengths"].tolist()):
-            mean = lips[i, :n].float().mean(0).round().to(lips.dtype)
-            for _ in range(max(1, n // 25)):
-                width = int(torch.randint(0, mask_frames + 1, (1,), generator=gen))
-                start = int(torch.randint(0, max(1, n - width), (1,), generator=gen))
-                lips[i, start:start + width] = mean
-    return {**b, "lips": lips}
 
 
 def main():
@@ -55,28 +40,24 @@ def main():
     args = ap.parse_args()
     kinds = {k for k in args.aug.split(",") if k}
     torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
     model = LipAligner(model_config("tiny", PARAMS))
     opt = torch.optim.AdamW(model.parameters(), lr=PARAMS.train.lr, weight_decay=PARAMS.train.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_schedule(PARAMS.train.warmup_steps))
     fit, _ = holdout_split(train_speakers(), PARAMS.train.detector_holdout)
-    cfg = PARAMS.loader.model_copy(update={"batch_size": args.batch, "speakers": fit})
+    cfg = PARAMS.loader.model_copy(update={"batch_size": args.batch, "speakers": fit,
+                                           "flip_prob": 0.5 if "flip" in kinds else 0.0,
+                                           "time_mask_frames": args.mask_frames if "time" in kinds else 0})
     val = batches("val", bs=16)
     step, t0, epoch = 0, time.time(), 0
     model.train()
     while step < args.steps:
         before = step
         for b in make_loader(SHARDS, "train", True, cfg.model_copy(update={"seed": cfg.seed + epoch})):
-            loss, _ = model.loss(augment(b, kinds, gen, args.mask_frames) if kinds else b)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), PARAMS.train.grad_clip)
-            opt.step()
-            sched.step()
+            loss = train_step(model, opt, sched, b)
             step += 1
             if step % args.every == 0:
                 print(json.dumps({"aug": sorted(kinds), "step": step, "train_s": round(time.time() - t0),
-                                  "loss": round(float(loss.detach()), 4), **score(model, val)}), flush=True)
+                                  "loss": round(loss, 4), **score(model, val)}), flush=True)
             if step == 20:
                 print(json.dumps({"step": step, "train_s": round(time.time() - t0, 1)}), flush=True)
             if step >= args.steps:

@@ -54,6 +54,17 @@ def score(model, val):
     return {"val_uer": errors / frames, "val_frame_acc": hits / frames}
 
 
+def train_step(model, opt, sched, batch) -> float:
+    """One AdamW step with the pipeline's gradient clipping; returns the loss."""
+    loss, _ = model.loss(batch)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), PARAMS.train.grad_clip)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1200)
@@ -78,15 +89,10 @@ def main():
     while step < args.start + args.steps:
         cfg_e = cfg.model_copy(update={"seed": cfg.seed + 1000 + epoch})
         for b in make_loader(SHARDS, "train", True, cfg_e):
-            loss, _ = model.loss(b)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), PARAMS.train.grad_clip)
-            opt.step()
-            sched.step()
+            loss = train_step(model, opt, sched, b)
             step += 1
             if (step - args.start) % args.every == 0:
-                print(json.dumps({"step": step, "train_s": round(time.time() - t0), "loss": float(loss),
+                print(json.dumps({"step": step, "train_s": round(time.time() - t0), "loss": loss,
                                   **score(model, val)}), flush=True)
             if step >= args.start + args.steps:
                 break
