@@ -17,10 +17,12 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 DERIVED_CACHE_ENV = "IMAGINTALK_DERIVED_CACHE"
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
@@ -56,6 +58,23 @@ def publish(target: Path, write: Callable[[Path], None]) -> None:
     except OSError as exc:
         log.debug("not caching %s (%s)", target, exc)
         tmp.unlink(missing_ok=True)
+
+
+def cached_or_built(target: Path, load: Callable[[Path], T], build: Callable[[], T],
+                    save: Callable[[T, Path], None], rebuilding: str,
+                    unreadable: tuple[type[Exception], ...] = (OSError, ValueError)) -> T:
+    """``load(target)`` when an earlier process left it; else (or when it raises one of
+    ``unreadable``: a damaged file, warned about as ``rebuilding``) ``build()``, published for the
+    next process."""
+    if target.exists():
+        try:
+            return load(target)
+        except unreadable as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            log.warning("%s: its cached copy %s is unreadable (%s)", rebuilding, target, reason)
+    built = build()
+    publish(target, lambda tmp: save(built, tmp))
+    return built
 
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:

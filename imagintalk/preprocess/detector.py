@@ -11,7 +11,6 @@ workers call ``preprocess_clip`` many times and loading the predictor costs ~0.5
 from __future__ import annotations
 
 import functools
-import logging
 import warnings
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,8 +19,6 @@ import numpy as np
 
 from imagintalk.config import FaceConfig
 from imagintalk.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,18 +74,12 @@ def _dlib_hog():
     1 ms (derived_cache.py)."""
     import dlib
 
-    from imagintalk.preprocess.derived_cache import derived_cache_dir, publish
+    from imagintalk.preprocess.derived_cache import cached_or_built, derived_cache_dir
 
-    cached = derived_cache_dir() / f"frontal_face_detector-dlib{dlib.__version__}.svm"
-    if cached.exists():
-        try:
-            return dlib.fhog_object_detector(str(cached))
-        except RuntimeError as exc:
-            log.warning("rebuilding dlib's face detector: its cached copy %s is unreadable (%s)",
-                        cached, str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
-    detector = dlib.get_frontal_face_detector()
-    publish(cached, lambda tmp: detector.save(str(tmp)))
-    return detector
+    return cached_or_built(derived_cache_dir() / f"frontal_face_detector-dlib{dlib.__version__}.svm",
+                           lambda p: dlib.fhog_object_detector(str(p)), dlib.get_frontal_face_detector,
+                           lambda detector, tmp: detector.save(str(tmp)), "rebuilding dlib's face detector",
+                           unreadable=(RuntimeError,))
 
 
 @functools.cache

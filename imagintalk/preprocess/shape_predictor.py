@@ -30,18 +30,16 @@ only the leaves it reads: ~10 ms, where reading them took 0.15 s).
 from __future__ import annotations
 
 import functools
-import logging
 from pathlib import Path
 
 import numba
 import numpy as np
 
 from imagintalk.errors import ArtifactError
-from imagintalk.preprocess.derived_cache import derived_cache_dir, fingerprint, map_arrays, publish, save_arrays
+from imagintalk.preprocess.derived_cache import cached_or_built, derived_cache_dir, fingerprint, map_arrays, save_arrays
 
 N_POINTS = 68
 ARRAYS = ("initial", "idx1", "idx2", "thresh", "leaves", "anchor", "deltas")
-log = logging.getLogger(__name__)
 
 
 @numba.njit(cache=True)
@@ -289,12 +287,7 @@ def shape_predictor(path: str) -> ShapePredictor:
     when an earlier process left them there (written there otherwise; a cache that cannot be
     read or written is passed over: the model is parsed)."""
     src = Path(path)
-    cached = _cache_file(src)
-    if cached.exists():
-        try:
-            return ShapePredictor.from_arrays(map_arrays(cached, ARRAYS))
-        except (OSError, KeyError, ValueError) as exc:
-            log.warning("re-parsing %s: its cached arrays %s are unreadable (%s)", src, cached, exc)
-    predictor = ShapePredictor(src)
-    publish(cached, lambda tmp: save_arrays(tmp, {k: getattr(predictor, k) for k in ARRAYS}))
-    return predictor
+    return cached_or_built(_cache_file(src), lambda p: ShapePredictor.from_arrays(map_arrays(p, ARRAYS)),
+                           lambda: ShapePredictor(src),
+                           lambda predictor, tmp: save_arrays(tmp, {k: getattr(predictor, k) for k in ARRAYS}),
+                           f"re-parsing {src}", unreadable=(OSError, KeyError, ValueError))
